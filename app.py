@@ -1,0 +1,185 @@
+"""The application entry: create_app(settings) builds the Starlette app around /graphql."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from context import Context
+from errors import format_error
+from runtime.services import Services
+from schema import schema
+from settings import Settings
+
+log = logging.getLogger("caregraph")
+
+
+class CareGraphView(GraphQL):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        self.settings = settings
+        self.services: Services | None = None  # set by the lifespan
+
+    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        assert self.services is not None, "services are opened by the app lifespan"
+        return Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            sources=self.services.data_sources(),
+            redis=self.services.redis,
+        )
+
+    async def process_result(  # type: ignore[override]
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            response["errors"] = [format_error(error) for error in result.errors]
+        if result.extensions:
+            response["extensions"] = result.extensions
+        return response  # type: ignore[return-value]
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await _too_large(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        {
+            "errors": [
+                {"message": "Request body too large", "extensions": {"code": "BAD_USER_INPUT"}}
+            ]
+        },
+        status_code=413,
+    )
+    await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                for name, value in (
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                    # Responses carry health data: no shared or browser caches.
+                    (b"cache-control", b"no-store"),
+                ):
+                    if name not in names:
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    view = CareGraphView(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await Services.open(settings)
+        try:
+            if settings.demo_data:
+                from demo.generator import load_demo_data_if_empty
+
+                await load_demo_data_if_empty(services, seed=settings.demo_seed)
+            view.services = app.state.services = services
+            yield
+        finally:
+            view.services = None
+            await services.close()
+
+    async def health(request: Request) -> JSONResponse:
+        services: Services = request.app.state.services
+        checks: dict[str, str] = {}
+        try:
+            await services.db.command("ping")
+            checks["mongodb"] = "ok"
+        except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
+            checks["mongodb"] = type(error).__name__
+        try:
+            async with services.engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+            checks["sql"] = "ok"
+        except Exception as error:  # noqa: BLE001
+            checks["sql"] = type(error).__name__
+        try:
+            await services.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as error:  # noqa: BLE001
+            checks["redis"] = type(error).__name__
+        healthy = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "degraded", "checks": checks},
+            status_code=200 if healthy else 503,
+        )
+
+    return Starlette(
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,111 @@
+"""The `caregraph` command: serve the API, load demo data, run migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import date
+
+from settings import Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from app import create_app
+
+    settings = settings.with_overrides(
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        demo_data=settings.demo_data and not args.no_demo_data,
+    )
+    where = "embedded MongoDB" if settings.mongodb_uri is None else "MONGODB_URI"
+    print(
+        f"CareGraph starting ({where}, billing {settings.sqlalchemy_url.split(':')[0]}, "
+        f"redis {'REDIS_URL' if settings.redis_url else 'in-process'})",
+        flush=True,
+    )
+    if settings.graphiql:
+        print(f"GraphiQL: http://{settings.host}:{settings.port}/graphql", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        lifespan="on",
+    )
+
+
+async def _demo_data(args: argparse.Namespace, settings: Settings) -> None:
+    from demo.generator import load_demo_data
+    from runtime.services import Services
+
+    services = await Services.open(settings)
+    try:
+        if args.reset:
+            for name in await services.db.list_collection_names():
+                await services.db[name].delete_many({})
+            async with services.engine.begin() as connection:
+                from datasources.billing_tables import bills
+
+                await connection.execute(bills.delete())
+        counts = await load_demo_data(
+            services,
+            seed=args.seed,
+            size=args.size,
+            anchor=date.fromisoformat(args.anchor) if args.anchor else None,
+        )
+        print(counts)
+    finally:
+        await services.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    from datasources.sql import create_engine, migrate
+
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    print("billing schema is up to date")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="caregraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the GraphQL server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--no-demo-data", action="store_true", help="do not load demo data into an empty database"
+    )
+    demo = commands.add_parser("demo-data", help="generate deterministic demo data")
+    demo.add_argument("--size", choices=["small", "default", "large"], default="default")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--anchor",
+        help="ISO date the data is placed around (default: "
+        "this week's Monday); fix it to reproduce a data set exactly",
+    )
+    demo.add_argument("--reset", action="store_true", help="delete existing data first")
+    commands.add_parser("migrate", help="bring the billing SQL schema up to date")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings.from_env()
+    if args.command == "serve":
+        _serve(args, settings)
+    elif args.command == "demo-data":
+        asyncio.run(_demo_data(args, settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

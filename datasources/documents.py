@@ -1,0 +1,136 @@
+"""What every MongoDB-backed store shares: batched lookup by id, keyset pages, writes.
+
+Stores take the database handle and expose keyword-only methods; loaders call
+`get_many`, whose result has one entry per key, in key order, None for a miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from datasources.pagination import Page, PageRequest, after_filter, build_page, sort_key
+from errors import NotFound
+
+Document = dict[str, Any]
+
+
+def utcnow() -> datetime:
+    # MongoDB keeps milliseconds; truncating here keeps the value we return equal to
+    # the value a later read returns.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class DocumentStore:
+    collection_name: str
+    entity: str
+    default_sort: Sequence[tuple[str, int]] = (("_id", 1),)
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+        self.collection = db[self.collection_name]
+
+    async def get_many(self, *, ids: Sequence[ObjectId]) -> list[Document | None]:
+        documents = await self.collection.find({"_id": {"$in": list(set(ids))}}).to_list()
+        by_id = {document["_id"]: document for document in documents}
+        return [by_id.get(id_) for id_ in ids]
+
+    async def get(self, *, id: ObjectId, session: AsyncClientSession | None = None) -> Document:
+        document = await self.collection.find_one({"_id": id}, session=session)
+        if document is None:
+            raise NotFound(self.entity, str(id))
+        return document
+
+    @staticmethod
+    def search_filter(**criteria: Any) -> Document:
+        """The MongoDB filter for a list's criteria; each store defines its own."""
+        raise NotImplementedError
+
+    async def search(self, *, request: PageRequest, **criteria: Any) -> Page[Document]:
+        return await self.page(filter=self.search_filter(**criteria), request=request)
+
+    async def page(
+        self,
+        *,
+        filter: Document,
+        request: PageRequest,
+        sort: Sequence[tuple[str, int]] | None = None,
+    ) -> Page[Document]:
+        sort = list(sort or self.default_sort)
+        query = {"$and": [filter, after_filter(request.after, sort)]} if request.after else filter
+        rows = await self.collection.find(query).sort(sort).limit(request.first + 1).to_list()
+        return build_page(rows, request, lambda row: sort_key(row, sort))
+
+    async def pages_by_parent(
+        self,
+        *,
+        parent_field: str,
+        parent_ids: Sequence[ObjectId],
+        filter: Document,
+        request: PageRequest,
+        sort: Sequence[tuple[str, int]] | None = None,
+    ) -> dict[Hashable, Page[Document]]:
+        """One aggregation returns a page of children for each parent (nested lists)."""
+        sort = list(sort or self.default_sort)
+        match: Document = {**filter, parent_field: {"$in": list(set(parent_ids))}}
+        if request.after:
+            match = {"$and": [match, after_filter(request.after, sort)]}
+        pipeline = [
+            {"$match": match},
+            {"$sort": {parent_field: 1, **dict(sort)}},
+            {
+                "$group": {
+                    "_id": f"${parent_field}",
+                    "rows": {"$firstN": {"input": "$$ROOT", "n": request.first + 1}},
+                }
+            },
+        ]
+        grouped = await (await self.collection.aggregate(pipeline)).to_list()
+        rows_by_parent = {group["_id"]: group["rows"] for group in grouped}
+        return {
+            parent_id: build_page(
+                rows_by_parent.get(parent_id, []), request, lambda row: sort_key(row, sort)
+            )
+            for parent_id in parent_ids
+        }
+
+    async def count(self, *, filter: Document) -> int:
+        return await self.collection.count_documents(filter)
+
+    async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
+        now = utcnow()
+        document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
+        await self.collection.insert_one(document, session=session)
+        return document
+
+    async def update(
+        self,
+        *,
+        id: ObjectId,
+        changes: Document,
+        expect: Document | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> Document | None:
+        """Apply `changes` atomically; None when `expect` (extra filter) no longer holds."""
+        document = await self.collection.find_one_and_update(
+            {"_id": id, **(expect or {})},
+            {"$set": {**changes, "updatedAt": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if document is None and expect is None:
+            raise NotFound(self.entity, str(id))
+        return document
+
+    async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None):
+        document = await self.collection.find_one_and_delete({"_id": id}, session=session)
+        if document is None:
+            raise NotFound(self.entity, str(id))
+        return document

@@ -1,0 +1,69 @@
+"""The process-wide AsyncMongoClient and the indexes every collection needs."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from settings import Settings
+
+
+def create_client(uri: str, settings: Settings, **options) -> AsyncMongoClient:
+    # One client per process: it owns the connection pool. Timeouts are explicit so a
+    # stalled server turns into an error instead of a hung request.
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        timeoutMS=settings.mongodb_timeout_ms,
+        serverSelectionTimeoutMS=settings.mongodb_server_selection_timeout_ms,
+        connectTimeoutMS=settings.mongodb_server_selection_timeout_ms,
+        appname="caregraph",
+        **options,
+    )
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "patients": [
+        IndexModel([("searchTerms", ASCENDING)], name="search_terms"),
+        IndexModel([("nameKey", ASCENDING), ("_id", ASCENDING)], name="name_order"),
+        IndexModel(
+            [("userId", ASCENDING)],
+            name="user",
+            unique=True,
+            partialFilterExpression={"userId": {"$type": "string"}},
+        ),
+    ],
+    "doctors": [
+        IndexModel([("searchTerms", ASCENDING)], name="search_terms"),
+        IndexModel([("nameKey", ASCENDING), ("_id", ASCENDING)], name="name_order"),
+        IndexModel([("specialty", ASCENDING), ("nameKey", ASCENDING)], name="specialty"),
+        IndexModel(
+            [("userId", ASCENDING)],
+            name="user",
+            unique=True,
+            partialFilterExpression={"userId": {"$type": "string"}},
+        ),
+    ],
+    "appointments": [
+        IndexModel([("doctorId", ASCENDING), ("start", ASCENDING)], name="doctor_start"),
+        IndexModel([("patientId", ASCENDING), ("start", ASCENDING)], name="patient_start"),
+        IndexModel([("start", ASCENDING), ("_id", ASCENDING)], name="start_order"),
+        IndexModel([("status", ASCENDING), ("start", ASCENDING)], name="status_start"),
+    ],
+    # One row per (doctor, 5-minute slot) an active appointment occupies. The unique
+    # index is what makes double-booking impossible, even for concurrent requests.
+    "appointment_slots": [
+        IndexModel([("doctorId", ASCENDING), ("slot", ASCENDING)], name="doctor_slot", unique=True),
+        IndexModel([("appointmentId", ASCENDING)], name="appointment"),
+    ],
+    "prescriptions": [
+        IndexModel([("patientId", ASCENDING), ("startDate", DESCENDING)], name="patient"),
+        IndexModel([("doctorId", ASCENDING), ("startDate", DESCENDING)], name="doctor"),
+        IndexModel([("status", ASCENDING)], name="status"),
+    ],
+}
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    for collection, models in INDEXES.items():
+        await db[collection].create_indexes(models)

@@ -1,0 +1,74 @@
+"""Patients and doctors: people found by name."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from datasources.documents import Document, DocumentStore
+from datasources.search import name_filter, normalise, search_terms
+
+WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+def with_name_index(fields: Document) -> Document:
+    """Derived fields for search and ordering, kept in step with the name."""
+    if "givenName" in fields or "familyName" in fields:
+        given, family = fields["givenName"], fields["familyName"]
+        return {
+            **fields,
+            "searchTerms": search_terms(given, family),
+            "nameKey": normalise(f"{family} {given}"),
+        }
+    return fields
+
+
+class PersonStore(DocumentStore):
+    default_sort = (("nameKey", 1), ("_id", 1))
+
+    async def insert(self, *, fields: Document, session=None) -> Document:
+        return await super().insert(fields=with_name_index(fields), session=session)
+
+    async def update(self, *, id, changes: Document, expect=None, session=None):
+        if ("givenName" in changes) != ("familyName" in changes):
+            current = await self.get(id=id, session=session)
+            changes = {
+                "givenName": current["givenName"],
+                "familyName": current["familyName"],
+                **changes,
+            }
+        return await super().update(
+            id=id, changes=with_name_index(changes), expect=expect, session=session
+        )
+
+
+class PatientStore(PersonStore):
+    collection_name = "patients"
+    entity = "Patient"
+
+    @staticmethod
+    def search_filter(*, name: str | None = None) -> Document:
+        return name_filter(name or "")
+
+
+class DoctorStore(PersonStore):
+    collection_name = "doctors"
+    entity = "Doctor"
+
+    @staticmethod
+    def search_filter(
+        *,
+        name: str | None = None,
+        specialty: str | None = None,
+        available_on: date | None = None,
+        accepting_new_patients: bool | None = None,
+    ) -> Document:
+        clauses = [name_filter(name or "")]
+        if specialty is not None:
+            clauses.append({"specialty": specialty})
+        if available_on is not None:
+            weekday = WEEKDAYS[available_on.weekday()]
+            clauses.append({"availability": {"$elemMatch": {"dayOfWeek": weekday}}})
+        if accepting_new_patients is not None:
+            clauses.append({"acceptingNewPatients": accepting_new_patients})
+        clauses = [clause for clause in clauses if clause]
+        return {"$and": clauses} if clauses else {}

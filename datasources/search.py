@@ -1,0 +1,29 @@
+"""Portable name search: no `$text` (the embedded server has none).
+
+Each person document stores `searchTerms`: the casefolded, accent-free name tokens plus
+the full name. A query matches when every query token is a prefix of some term, which
+an index on `searchTerms` serves with anchored, case-sensitive regexes on real MongoDB.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+
+def normalise(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.casefold().split())
+
+
+def search_terms(*names: str) -> list[str]:
+    full = normalise(" ".join(names))
+    return sorted(set(full.split()) | {full})
+
+
+def name_filter(query: str) -> dict:
+    tokens = normalise(query).split()
+    if not tokens:
+        return {}
+    return {"$and": [{"searchTerms": {"$regex": "^" + re.escape(token)}} for token in tokens]}

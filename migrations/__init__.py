@@ -1,0 +1,1 @@
+"""Versioned SQL schema migrations (Alembic). Run at start by datasources.sql.migrate()."""

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from datasources.ids import parse_id
+from errors import Conflict
+from resolvers.common import Info, criteria, load_existing, page_request, search_text
+from schema import appointment as appointment_types
+from schema import doctor as types
+from schema import enums
+from schema.pagination import Connection, connection
+
+
+async def resolve_doctor(info: Info, id: strawberry.ID) -> types.Doctor | None:
+    loader = info.context.loaders.doctor_by_id
+    document = await load_existing(loader, parse_id(id), "Doctor", id)
+    return types.Doctor.from_document(document)
+
+
+async def resolve_doctors(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    name: str | None = None,
+    specialty: enums.Specialty | None = None,
+    available_on: Annotated[
+        date | None,
+        strawberry.argument(
+            description="Only doctors with an availability window on that weekday."
+        ),
+    ] = None,
+    accepting_new_patients: bool | None = None,
+) -> Connection[types.Doctor]:
+    store = info.context.sources.doctors
+    found = {
+        "name": search_text(name),
+        "specialty": specialty.value if specialty else None,
+        "available_on": available_on,
+        "accepting_new_patients": accepting_new_patients,
+    }
+    page = await store.search(request=page_request(info, first, after), **found)
+    return connection(
+        page,
+        types.Doctor.from_document,
+        counter=lambda: store.count(filter=store.search_filter(**found)),
+    )
+
+
+async def resolve_doctor_appointments(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    status: enums.AppointmentStatus | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+) -> Connection[appointment_types.Appointment]:
+    found = criteria(
+        status=status.value if status else None,
+        starts_from=starts_from,
+        starts_before=starts_before,
+    )
+    request = page_request(info, first, after)
+    page = await info.context.loaders.appointments_by_doctor.load((root.object_id, request, found))
+    store = info.context.sources.appointments
+    return connection(
+        page,
+        appointment_types.Appointment.from_document,
+        counter=lambda: store.count(
+            filter=store.search_filter(doctor_id=root.object_id, **dict(found))
+        ),
+    )
+
+
+async def resolve_create_doctor(info: Info, input: types.CreateDoctorInput) -> types.Doctor:
+    document = await info.context.sources.doctors.insert(fields=input.to_document())
+    return types.Doctor.from_document(document)
+
+
+async def resolve_update_doctor(
+    info: Info, id: strawberry.ID, input: types.UpdateDoctorInput
+) -> types.Doctor:
+    store = info.context.sources.doctors
+    object_id, changes = parse_id(id), input.to_changes()
+    document = await (
+        store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
+    )
+    return types.Doctor.from_document(document)
+
+
+async def resolve_delete_doctor(info: Info, id: strawberry.ID) -> strawberry.ID:
+    sources = info.context.sources
+    object_id = parse_id(id)
+    await sources.doctors.get(id=object_id)
+    if await sources.appointments.exists_for(
+        field="doctorId", id=object_id
+    ) or await sources.prescriptions.exists_for(field="doctorId", id=object_id):
+        raise Conflict("the doctor has appointments or prescriptions", id=id)
+    await sources.doctors.delete(id=object_id)
+    return id

@@ -1,0 +1,65 @@
+"""The long-lived clients one process shares: MongoDB, the SQL engine, Redis.
+
+`Services.open(settings)` starts whatever the settings leave to the embedded defaults
+(the MongoDB child process), connects, ensures indexes and runs SQL migrations;
+`close()` undoes it in reverse order, the database process last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from datasources import DataSources
+from datasources.cache import create_redis
+from datasources.mongo import create_client, ensure_indexes
+from datasources.sql import create_engine, migrate
+from runtime.embedded_mongo import EmbeddedMongo
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    mongo_client: AsyncMongoClient
+    db: AsyncDatabase
+    engine: AsyncEngine
+    redis: redis.Redis
+    embedded_mongo: EmbeddedMongo | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        embedded = None
+        uri = settings.mongodb_uri
+        if uri is None:
+            embedded = EmbeddedMongo(settings.data_dir / "mongodb")
+            uri = await asyncio.to_thread(embedded.start)
+        try:
+            client = create_client(uri, settings)
+            db = client[settings.mongodb_database]
+            await ensure_indexes(db)
+            engine = create_engine(settings.sqlalchemy_url)
+            await migrate(engine)
+        except BaseException:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+            raise
+        return cls(settings, client, db, engine, create_redis(settings.redis_url), embedded)
+
+    def data_sources(self) -> DataSources:
+        return DataSources.build(self.db, self.engine)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
+        await self.mongo_client.close()
+        if self.embedded_mongo is not None:
+            await asyncio.to_thread(self.embedded_mongo.stop)

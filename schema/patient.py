@@ -1,0 +1,230 @@
+"""Patients: demographics, contact details, conditions and allergies."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from bson import ObjectId
+
+from resolvers import patients as resolve
+from schema import validation as check
+from schema.enums import Sex
+from schema.pagination import Connection
+
+if TYPE_CHECKING:
+    from datasources.documents import Document
+    from schema.appointment import Appointment
+    from schema.bill import Bill
+    from schema.prescription import Prescription
+
+
+@strawberry.type
+class Address:
+    line1: str | None
+    line2: str | None
+    city: str | None
+    postal_code: str | None
+    country: str | None
+
+
+@strawberry.type
+class Contact:
+    phone: str | None
+    email: str | None
+    address: Address | None
+
+
+@strawberry.type
+class Patient:
+    id: strawberry.ID
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: Sex
+    contact: Contact
+    conditions: list[str] = strawberry.field(description="Diagnosed conditions (diseases).")
+    allergies: list[str]
+    user_id: strawberry.ID | None
+    created_at: datetime
+    updated_at: datetime
+    object_id: strawberry.Private[ObjectId]
+
+    @strawberry.field(description="Given and family name.")
+    def name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    @strawberry.field(description="Age in whole years today (UTC).")
+    def age(self) -> int:
+        today = datetime.now(UTC).date()
+        born = self.birth_date
+        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+    appointments: Connection[Annotated[Appointment, strawberry.lazy("schema.appointment")]] = (
+        strawberry.field(resolver=resolve.resolve_patient_appointments)
+    )
+    prescriptions: Connection[Annotated[Prescription, strawberry.lazy("schema.prescription")]] = (
+        strawberry.field(resolver=resolve.resolve_patient_prescriptions)
+    )
+    bills: Connection[Annotated[Bill, strawberry.lazy("schema.bill")]] = strawberry.field(
+        resolver=resolve.resolve_patient_bills
+    )
+
+    @classmethod
+    def from_document(cls, document: Document) -> Patient:
+        contact = document.get("contact") or {}
+        address = contact.get("address")
+        return cls(
+            id=strawberry.ID(str(document["_id"])),
+            object_id=document["_id"],
+            given_name=document["givenName"],
+            family_name=document["familyName"],
+            birth_date=document["birthDate"].date(),
+            sex=Sex(document["sex"]),
+            contact=Contact(
+                phone=contact.get("phone"),
+                email=contact.get("email"),
+                address=Address(
+                    line1=address.get("line1"),
+                    line2=address.get("line2"),
+                    city=address.get("city"),
+                    postal_code=address.get("postalCode"),
+                    country=address.get("country"),
+                )
+                if address
+                else None,
+            ),
+            conditions=document.get("conditions", []),
+            allergies=document.get("allergies", []),
+            user_id=document.get("userId"),
+            created_at=document["createdAt"],
+            updated_at=document["updatedAt"],
+        )
+
+
+@strawberry.input
+class AddressInput:
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+    def to_document(self) -> Document:
+        return {
+            "line1": check.optional_text(self.line1, "address.line1", max_length=200),
+            "line2": check.optional_text(self.line2, "address.line2", max_length=200),
+            "city": check.optional_text(self.city, "address.city", max_length=100),
+            "postalCode": check.optional_text(
+                self.postal_code, "address.postalCode", max_length=20
+            ),
+            "country": check.optional_text(self.country, "address.country", max_length=100),
+        }
+
+
+@strawberry.input
+class ContactInput:
+    phone: str | None = None
+    email: str | None = None
+    address: AddressInput | None = None
+
+    def to_document(self) -> Document:
+        return {
+            "phone": check.phone(self.phone),
+            "email": check.email(self.email),
+            "address": self.address.to_document() if self.address else None,
+        }
+
+
+def _names(given: str, family: str) -> Document:
+    return {
+        "givenName": check.text(given, "givenName", max_length=100),
+        "familyName": check.text(family, "familyName", max_length=100),
+    }
+
+
+def _conditions(values: list[str]) -> list[str]:
+    return check.text_list(values, "conditions", max_items=50, max_length=200)
+
+
+def _allergies(values: list[str]) -> list[str]:
+    return check.text_list(values, "allergies", max_items=50, max_length=200)
+
+
+@strawberry.input
+class CreatePatientInput:
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: Sex
+    contact: ContactInput | None = None
+    conditions: list[str] = strawberry.field(default_factory=list)
+    allergies: list[str] = strawberry.field(default_factory=list)
+
+    def to_document(self) -> Document:
+        return {
+            **_names(self.given_name, self.family_name),
+            "birthDate": check.as_utc_midnight(check.past_date(self.birth_date, "birthDate")),
+            "sex": self.sex.value,
+            "contact": self.contact.to_document() if self.contact else {},
+            "conditions": _conditions(self.conditions),
+            "allergies": _allergies(self.allergies),
+            "userId": None,
+        }
+
+
+@strawberry.input(description="Only the fields given change; null clears contact.")
+class UpdatePatientInput:
+    given_name: str | None = strawberry.UNSET
+    family_name: str | None = strawberry.UNSET
+    birth_date: date | None = strawberry.UNSET
+    sex: Sex | None = strawberry.UNSET
+    contact: ContactInput | None = strawberry.UNSET
+    conditions: list[str] | None = strawberry.UNSET
+    allergies: list[str] | None = strawberry.UNSET
+
+    def to_changes(self) -> Document:
+        changes: Document = {}
+        check.not_null(
+            givenName=self.given_name,
+            familyName=self.family_name,
+            birthDate=self.birth_date,
+            sex=self.sex,
+            conditions=self.conditions,
+            allergies=self.allergies,
+        )
+        if self.given_name is not strawberry.UNSET:
+            changes["givenName"] = check.text(self.given_name, "givenName", max_length=100)
+        if self.family_name is not strawberry.UNSET:
+            changes["familyName"] = check.text(self.family_name, "familyName", max_length=100)
+        if self.birth_date is not strawberry.UNSET:
+            changes["birthDate"] = check.as_utc_midnight(
+                check.past_date(self.birth_date, "birthDate")
+            )
+        if self.sex is not strawberry.UNSET:
+            changes["sex"] = self.sex.value
+        if self.contact is not strawberry.UNSET:
+            changes["contact"] = self.contact.to_document() if self.contact else {}
+        if self.conditions is not strawberry.UNSET:
+            changes["conditions"] = _conditions(self.conditions)
+        if self.allergies is not strawberry.UNSET:
+            changes["allergies"] = _allergies(self.allergies)
+        return changes
+
+
+@strawberry.type
+class PatientQueries:
+    patient: Patient | None = strawberry.field(resolver=resolve.resolve_patient)
+    patients: Connection[Patient] = strawberry.field(resolver=resolve.resolve_patients)
+
+
+@strawberry.type
+class PatientMutations:
+    create_patient: Patient = strawberry.field(resolver=resolve.resolve_create_patient)
+    update_patient: Patient = strawberry.field(resolver=resolve.resolve_update_patient)
+    delete_patient: strawberry.ID = strawberry.field(
+        resolver=resolve.resolve_delete_patient,
+        description="Refused (CONFLICT) while the patient has appointments, prescriptions "
+        "or bills: medical and billing records are never deleted as a side effect.",
+    )

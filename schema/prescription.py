@@ -1,0 +1,170 @@
+"""Prescriptions: a drug, a dose and a schedule for one patient, from one doctor."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from bson import ObjectId
+
+from resolvers import prescriptions as resolve
+from schema import validation as check
+from schema.enums import DosageUnit, Frequency, PrescriptionStatus
+from schema.money import from_cents, money_cents
+from schema.pagination import Connection
+
+if TYPE_CHECKING:
+    from datasources.documents import Document
+    from schema.doctor import Doctor
+    from schema.patient import Patient
+
+MAX_DOSE = 100_000.0
+
+
+@strawberry.type
+class Dosage:
+    value: float
+    unit: DosageUnit
+
+
+@strawberry.input
+class DosageInput:
+    value: float
+    unit: DosageUnit
+
+    def to_document(self) -> Document:
+        return {
+            "value": check.positive_number(self.value, "dosage.value", maximum=MAX_DOSE),
+            "unit": self.unit.value,
+        }
+
+
+@strawberry.type
+class Prescription:
+    id: strawberry.ID
+    drug: str
+    dosage: Dosage
+    frequency: Frequency
+    start_date: date
+    end_date: date | None
+    cost: Decimal
+    status: PrescriptionStatus
+    created_at: datetime
+    updated_at: datetime
+    object_id: strawberry.Private[ObjectId]
+    patient_id: strawberry.Private[ObjectId]
+    doctor_id: strawberry.Private[ObjectId]
+
+    patient: Annotated[Patient, strawberry.lazy("schema.patient")] = strawberry.field(
+        resolver=resolve.resolve_prescription_patient
+    )
+    doctor: Annotated[Doctor, strawberry.lazy("schema.doctor")] = strawberry.field(
+        resolver=resolve.resolve_prescription_doctor
+    )
+
+    @classmethod
+    def from_document(cls, document: Document) -> Prescription:
+        end = document.get("endDate")
+        return cls(
+            id=strawberry.ID(str(document["_id"])),
+            object_id=document["_id"],
+            patient_id=document["patientId"],
+            doctor_id=document["doctorId"],
+            drug=document["drug"],
+            dosage=Dosage(
+                value=document["dosage"]["value"], unit=DosageUnit(document["dosage"]["unit"])
+            ),
+            frequency=Frequency(document["frequency"]),
+            start_date=document["startDate"].date(),
+            end_date=end.date() if end else None,
+            cost=from_cents(document["costCents"]),
+            status=PrescriptionStatus(document["status"]),
+            created_at=document["createdAt"],
+            updated_at=document["updatedAt"],
+        )
+
+
+@strawberry.input
+class CreatePrescriptionInput:
+    patient_id: strawberry.ID
+    doctor_id: strawberry.ID
+    drug: str
+    dosage: DosageInput
+    frequency: Frequency
+    start_date: date
+    end_date: date | None = None
+    cost: Decimal = strawberry.field(description="Non-negative, at most two decimal places.")
+
+    def to_document(self) -> Document:
+        check.date_range(
+            self.start_date, self.end_date, start_field="startDate", end_field="endDate"
+        )
+        return {
+            "drug": check.text(self.drug, "drug", max_length=200),
+            "dosage": self.dosage.to_document(),
+            "frequency": self.frequency.value,
+            "startDate": check.as_utc_midnight(self.start_date),
+            "endDate": check.as_utc_midnight(self.end_date) if self.end_date else None,
+            "costCents": money_cents(self.cost, "cost"),
+            "status": PrescriptionStatus.ACTIVE.value,
+        }
+
+
+@strawberry.input(description="Only the fields given change. status may only leave ACTIVE.")
+class UpdatePrescriptionInput:
+    drug: str | None = strawberry.UNSET
+    dosage: DosageInput | None = strawberry.UNSET
+    frequency: Frequency | None = strawberry.UNSET
+    start_date: date | None = strawberry.UNSET
+    end_date: date | None = strawberry.UNSET
+    cost: Decimal | None = strawberry.UNSET
+    status: PrescriptionStatus | None = strawberry.UNSET
+
+    def to_changes(self) -> Document:
+        check.not_null(
+            drug=self.drug,
+            dosage=self.dosage,
+            frequency=self.frequency,
+            startDate=self.start_date,
+            cost=self.cost,
+            status=self.status,
+        )
+        changes: Document = {}
+        if self.drug is not strawberry.UNSET:
+            changes["drug"] = check.text(self.drug, "drug", max_length=200)
+        if self.dosage is not strawberry.UNSET:
+            changes["dosage"] = self.dosage.to_document()
+        if self.frequency is not strawberry.UNSET:
+            changes["frequency"] = self.frequency.value
+        if self.start_date is not strawberry.UNSET:
+            changes["startDate"] = check.as_utc_midnight(self.start_date)
+        if self.end_date is not strawberry.UNSET:
+            changes["endDate"] = check.as_utc_midnight(self.end_date) if self.end_date else None
+        if self.cost is not strawberry.UNSET:
+            changes["costCents"] = money_cents(self.cost, "cost")
+        if self.status is not strawberry.UNSET:
+            changes["status"] = self.status.value
+        return changes
+
+
+@strawberry.type
+class PrescriptionQueries:
+    prescription: Prescription | None = strawberry.field(resolver=resolve.resolve_prescription)
+    prescriptions: Connection[Prescription] = strawberry.field(
+        resolver=resolve.resolve_prescriptions
+    )
+
+
+@strawberry.type
+class PrescriptionMutations:
+    create_prescription: Prescription = strawberry.field(
+        resolver=resolve.resolve_create_prescription
+    )
+    update_prescription: Prescription = strawberry.field(
+        resolver=resolve.resolve_update_prescription
+    )
+    delete_prescription: strawberry.ID = strawberry.field(
+        resolver=resolve.resolve_delete_prescription
+    )

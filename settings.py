@@ -1,0 +1,90 @@
+"""One typed settings object, read from the environment once and passed into create_app().
+
+Every setting has an embedded default so the app runs on one machine with nothing
+installed by hand; production sets MONGODB_URI, DATABASE_URL and REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the embedded defaults keep their files (MongoDB data, SQLite billing file).
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    # None: start the embedded MongoDB server (secantusd-py) as a child process.
+    mongodb_uri: str | None = None
+    mongodb_database: str = "caregraph"
+    # Client-side operation timeout for every MongoDB call (PyMongo CSOT), milliseconds.
+    mongodb_timeout_ms: int = 10_000
+    mongodb_server_selection_timeout_ms: int = 5_000
+    # None: a SQLite file under data_dir.
+    database_url: str | None = None
+    # None: an in-process stand-in for Redis.
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    graphiql: bool = True
+    # Load the deterministic demo data set when the MongoDB database is empty.
+    demo_data: bool = True
+    demo_seed: int = 42
+    page_size_default: int = 100
+    page_size_max: int = 500
+    # Requests larger than this are refused before they are parsed.
+    max_body_bytes: int = 256 * 1024
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'billing.sqlite3').resolve()}"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        defaults = cls()
+        return cls(
+            data_dir=Path(os.environ.get("CAREGRAPH_DATA_DIR", str(defaults.data_dir))),
+            mongodb_uri=os.environ.get("MONGODB_URI") or None,
+            mongodb_database=os.environ.get("MONGODB_DATABASE", defaults.mongodb_database),
+            mongodb_timeout_ms=_env_int("MONGODB_TIMEOUT_MS", defaults.mongodb_timeout_ms),
+            mongodb_server_selection_timeout_ms=_env_int(
+                "MONGODB_SERVER_SELECTION_TIMEOUT_MS", defaults.mongodb_server_selection_timeout_ms
+            ),
+            database_url=os.environ.get("DATABASE_URL") or None,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            host=os.environ.get("CAREGRAPH_HOST", defaults.host),
+            port=_env_int("CAREGRAPH_PORT", defaults.port),
+            graphiql=_env_bool("CAREGRAPH_GRAPHIQL", defaults.graphiql),
+            demo_data=_env_bool("CAREGRAPH_DEMO_DATA", defaults.demo_data),
+            demo_seed=_env_int("CAREGRAPH_DEMO_SEED", defaults.demo_seed),
+            page_size_default=_env_int("CAREGRAPH_PAGE_SIZE_DEFAULT", defaults.page_size_default),
+            page_size_max=_env_int("CAREGRAPH_PAGE_SIZE_MAX", defaults.page_size_max),
+            max_body_bytes=_env_int("CAREGRAPH_MAX_BODY_BYTES", defaults.max_body_bytes),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs operators usually have and pick the async driver for them."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
+    return url
