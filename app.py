@@ -129,13 +129,13 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) -> Starlette:
     settings = settings or Settings.from_env()
     view = CareGraphView(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await Services.open(settings)
+        services = await Services.open(settings, mongo_event_listeners=mongo_event_listeners)
         try:
             if settings.demo_data:
                 from demo.generator import load_demo_data_if_empty

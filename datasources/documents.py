@@ -38,7 +38,10 @@ class DocumentStore:
         self.collection = db[self.collection_name]
 
     async def get_many(self, *, ids: Sequence[ObjectId]) -> list[Document | None]:
-        documents = await self.collection.find({"_id": {"$in": list(set(ids))}}).to_list()
+        unique = list(set(ids))
+        # One batch for every key: the round-trip count must not grow with the page size.
+        cursor = self.collection.find({"_id": {"$in": unique}}).batch_size(len(unique) or 1)
+        documents = await cursor.to_list()
         by_id = {document["_id"]: document for document in documents}
         return [by_id.get(id_) for id_ in ids]
 
@@ -65,7 +68,8 @@ class DocumentStore:
     ) -> Page[Document]:
         sort = list(sort or self.default_sort)
         query = {"$and": [filter, after_filter(request.after, sort)]} if request.after else filter
-        rows = await self.collection.find(query).sort(sort).limit(request.first + 1).to_list()
+        cursor = self.collection.find(query).sort(sort).limit(request.first + 1)
+        rows = await cursor.batch_size(request.first + 1).to_list()
         return build_page(rows, request, lambda row: sort_key(row, sort))
 
     async def pages_by_parent(
@@ -92,7 +96,8 @@ class DocumentStore:
                 }
             },
         ]
-        grouped = await (await self.collection.aggregate(pipeline)).to_list()
+        cursor = await self.collection.aggregate(pipeline, batchSize=len(parent_ids) or 1)
+        grouped = await cursor.to_list()
         rows_by_parent = {group["_id"]: group["rows"] for group in grouped}
         return {
             parent_id: build_page(

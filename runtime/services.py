@@ -36,14 +36,14 @@ class Services:
     embedded_mongo: EmbeddedMongo | None = None
 
     @classmethod
-    async def open(cls, settings: Settings) -> Services:
+    async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
         embedded = None
         uri = settings.mongodb_uri
         if uri is None:
             embedded = EmbeddedMongo(settings.data_dir / "mongodb")
             uri = await asyncio.to_thread(embedded.start)
         try:
-            client = create_client(uri, settings)
+            client = create_client(uri, settings, event_listeners=mongo_event_listeners or [])
             db = client[settings.mongodb_database]
             await ensure_indexes(db)
             engine = create_engine(settings.sqlalchemy_url)

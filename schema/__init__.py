@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from errors import CareGraphError
@@ -12,7 +13,7 @@ from schema.bill import BillMutations, BillQueries
 from schema.doctor import DoctorMutations, DoctorQueries
 from schema.patient import PatientMutations, PatientQueries
 from schema.prescription import PrescriptionMutations, PrescriptionQueries
-from schema.scalars import SCALAR_OVERRIDES
+from schema.scalars import SCALAR_MAP
 
 
 @strawberry.type
@@ -44,7 +45,9 @@ class CareGraphSchema(strawberry.Schema):
 
 
 def build_schema() -> CareGraphSchema:
-    return CareGraphSchema(query=Query, mutation=Mutation, scalar_overrides=SCALAR_OVERRIDES)
+    return CareGraphSchema(
+        query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALAR_MAP)
+    )
 
 
 schema = build_schema()

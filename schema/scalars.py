@@ -25,11 +25,10 @@ def _serialize_datetime(value: datetime) -> str:
 
 
 DateTime = strawberry.scalar(
-    datetime,
     name="DateTime",
     description="An ISO-8601 date-time with a UTC offset; always returned in UTC (Z).",
     serialize=_serialize_datetime,
     parse_value=_parse_datetime,
 )
 
-SCALAR_OVERRIDES = {datetime: DateTime}
+SCALAR_MAP = {datetime: DateTime}

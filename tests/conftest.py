@@ -1,0 +1,139 @@
+"""Fixtures: one embedded MongoDB server per session, a fresh database per test,
+billing on SQLite (and PostgreSQL where a test asks for both), real Redis on demand.
+
+Set CAREGRAPH_REQUIRE_SERVICES=1 (the test script does) to fail instead of skip when
+PostgreSQL or Redis is not reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as redis
+
+from app import create_app
+from runtime.embedded_mongo import EmbeddedMongo
+from settings import Settings
+from tests.support import GraphQLClient, MongoCommandCounter, SqlStatementCounter
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CAREGRAPH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+)
+REDIS_TEST_URL = os.environ.get("CAREGRAPH_TEST_REDIS", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("CAREGRAPH_REQUIRE_SERVICES") == "1"
+# Demo data placed around a fixed week, so fixtures are the same on every run.
+DEMO_ANCHOR = date(2026, 3, 2)
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable: {error}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory):
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongodb") / "data")
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    name = f"caregraph_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        _unavailable("PostgreSQL", error)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+        yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except (OSError, redis.RedisError) as error:
+        await client.aclose()
+        _unavailable("Redis", error)
+    yield REDIS_TEST_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(params=["sqlite"])
+def billing_backend(request: pytest.FixtureRequest) -> str:
+    """Override with params=["sqlite", "postgresql"] in modules that test billing SQL."""
+    return request.param
+
+
+@pytest.fixture
+async def settings(mongo_uri: str, billing_backend: str, tmp_path, request) -> Settings:
+    if billing_backend == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'billing.sqlite3'}"
+    return Settings(
+        data_dir=tmp_path,
+        mongodb_uri=mongo_uri,
+        mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
+        database_url=database_url,
+        redis_url=None,
+        demo_data=False,
+    )
+
+
+@pytest.fixture
+def mongo_counter() -> MongoCommandCounter:
+    return MongoCommandCounter()
+
+
+@pytest.fixture
+async def app(settings: Settings, mongo_counter: MongoCommandCounter):
+    application = create_app(settings, mongo_event_listeners=[mongo_counter])
+    async with application.router.lifespan_context(application):
+        yield application
+        services = application.state.services
+        await services.mongo_client.drop_database(settings.mongodb_database)
+
+
+@pytest.fixture
+def services(app):
+    return app.state.services
+
+
+@pytest.fixture
+def sql_counter(services) -> SqlStatementCounter:
+    counter = SqlStatementCounter()
+    counter.attach(services.engine)
+    return counter
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield GraphQLClient(http)
+
+
+@pytest.fixture
+async def demo(services) -> dict[str, int]:
+    """The small demo data set, loaded into this test's databases."""
+    from demo.generator import load_demo_data
+
+    return await load_demo_data(services, seed=7, size="small", anchor=DEMO_ANCHOR, progress=False)

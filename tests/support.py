@@ -1,0 +1,81 @@
+"""Helpers shared by the tests: a GraphQL client and database round-trip counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pymongo import monitoring
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Commands that read or write data; handshakes, heartbeats and session cleanup are not
+# part of answering a query.
+DATA_COMMANDS = {
+    "find",
+    "getMore",
+    "aggregate",
+    "count",
+    "countDocuments",
+    "insert",
+    "update",
+    "delete",
+    "findAndModify",
+    "distinct",
+}
+
+
+class MongoCommandCounter(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in DATA_COMMANDS:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.commands.clear()
+
+
+@dataclass
+class SqlStatementCounter:
+    statements: list[str] = field(default_factory=list)
+
+    def attach(self, engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+            self.statements.append(statement)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> dict:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict:
+        """The `data` of a response that must have no errors."""
+        body = await self.post(query, variables)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def error(self, query: str, variables: dict[str, Any] | None = None) -> dict:
+        """The first error of a response that must have one."""
+        body = await self.post(query, variables)
+        assert body.get("errors"), body
+        return body["errors"][0]
