@@ -39,8 +39,9 @@ class DocumentStore:
 
     async def get_many(self, *, ids: Sequence[ObjectId]) -> list[Document | None]:
         unique = list(set(ids))
-        # One batch for every key: the round-trip count must not grow with the page size.
-        cursor = self.collection.find({"_id": {"$in": unique}}).batch_size(len(unique) or 1)
+        # One batch larger than any possible answer, so the server closes the cursor in
+        # its first reply: no getMore, whatever the number of keys.
+        cursor = self.collection.find({"_id": {"$in": unique}}).batch_size(len(unique) + 1)
         documents = await cursor.to_list()
         by_id = {document["_id"]: document for document in documents}
         return [by_id.get(id_) for id_ in ids]
@@ -69,7 +70,7 @@ class DocumentStore:
         sort = list(sort or self.default_sort)
         query = {"$and": [filter, after_filter(request.after, sort)]} if request.after else filter
         cursor = self.collection.find(query).sort(sort).limit(request.first + 1)
-        rows = await cursor.batch_size(request.first + 1).to_list()
+        rows = await cursor.batch_size(request.first + 2).to_list()
         return build_page(rows, request, lambda row: sort_key(row, sort))
 
     async def pages_by_parent(
@@ -96,7 +97,7 @@ class DocumentStore:
                 }
             },
         ]
-        cursor = await self.collection.aggregate(pipeline, batchSize=len(parent_ids) or 1)
+        cursor = await self.collection.aggregate(pipeline, batchSize=len(parent_ids) + 1)
         grouped = await cursor.to_list()
         rows_by_parent = {group["_id"]: group["rows"] for group in grouped}
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 
 import asyncpg
@@ -46,9 +47,9 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database for one test."""
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
     name = f"caregraph_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
@@ -83,16 +84,21 @@ def billing_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def settings(mongo_uri: str, billing_backend: str, tmp_path, request) -> Settings:
+async def billing_url(billing_backend: str, tmp_path) -> AsyncIterator[str]:
     if billing_backend == "postgresql":
-        database_url = request.getfixturevalue("postgres_url")
+        async with fresh_postgres_database() as url:
+            yield url
     else:
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'billing.sqlite3'}"
+        yield f"sqlite+aiosqlite:///{tmp_path / 'billing.sqlite3'}"
+
+
+@pytest.fixture
+def settings(mongo_uri: str, billing_url: str, tmp_path) -> Settings:
     return Settings(
         data_dir=tmp_path,
         mongodb_uri=mongo_uri,
         mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
-        database_url=database_url,
+        database_url=billing_url,
         redis_url=None,
         demo_data=False,
     )

@@ -1,0 +1,46 @@
+"""Dataloaders keep the number of database round trips independent of list sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+REFERENCE = """query($n: Int!) { appointments(first: $n) {
+  nodes { patient { name } doctor { name } bill { totalCost } } } }"""
+
+NESTED = """query($n: Int!) { patients(first: $n) { nodes {
+  name
+  appointments(first: 3) { nodes { doctor { name } bill { totalCost } } }
+  prescriptions(first: 2) { nodes { drug doctor { name } } }
+  bills(first: 2) { nodes { totalCost appointment { start } } } } } }"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def billing_backend(request):
+    return request.param
+
+
+async def _round_trips(client, mongo_counter, sql_counter, query, n) -> tuple[int, int, dict]:
+    mongo_counter.reset()
+    sql_counter.reset()
+    data = await client.data(query, {"n": n})
+    return len(mongo_counter.commands), len(sql_counter.statements), data
+
+
+async def test_reference_query_costs_the_same_for_5_and_200_items(
+    client, demo, mongo_counter, sql_counter
+):
+    small = await _round_trips(client, mongo_counter, sql_counter, REFERENCE, 5)
+    large = await _round_trips(client, mongo_counter, sql_counter, REFERENCE, 200)
+    assert len(large[2]["appointments"]["nodes"]) == 200
+    assert small[:2] == large[:2]
+    # appointments, patients ($in), doctors ($in), bills (IN): four in all.
+    assert small[0] + small[1] <= 4, (mongo_counter.commands, sql_counter.statements)
+
+
+async def test_nested_lists_cost_the_same_for_5_and_40_parents(
+    client, demo, mongo_counter, sql_counter
+):
+    small = await _round_trips(client, mongo_counter, sql_counter, NESTED, 5)
+    large = await _round_trips(client, mongo_counter, sql_counter, NESTED, 40)
+    assert len(large[2]["patients"]["nodes"]) == 40
+    assert small[:2] == large[:2]
