@@ -140,7 +140,9 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             if settings.demo_data:
                 from demo.generator import load_demo_data_if_empty
 
-                await load_demo_data_if_empty(services, seed=settings.demo_seed)
+                await load_demo_data_if_empty(
+                    services, seed=settings.demo_seed, size=settings.demo_size
+                )
             view.services = app.state.services = services
             yield
         finally:

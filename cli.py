@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--reset", action="store_true", help="delete existing data first")
     commands.add_parser("migrate", help="bring the billing SQL schema up to date")
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL (schema.graphql)")
+    export.add_argument("--output", default="schema.graphql")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -104,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_demo_data(args, settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
+    elif args.command == "export-schema":
+        from schema import schema
+
+        with open(args.output, "w", encoding="utf-8") as output:
+            output.write(schema.as_str() + "\n")
     return 0
 
 

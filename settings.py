@@ -43,6 +43,7 @@ class Settings:
     # Load the deterministic demo data set when the MongoDB database is empty.
     demo_data: bool = True
     demo_seed: int = 42
+    demo_size: str = "default"  # small | default | large
     page_size_default: int = 100
     page_size_max: int = 500
     # Requests larger than this are refused before they are parsed.
@@ -72,6 +73,7 @@ class Settings:
             graphiql=_env_bool("CAREGRAPH_GRAPHIQL", defaults.graphiql),
             demo_data=_env_bool("CAREGRAPH_DEMO_DATA", defaults.demo_data),
             demo_seed=_env_int("CAREGRAPH_DEMO_SEED", defaults.demo_seed),
+            demo_size=os.environ.get("CAREGRAPH_DEMO_SIZE", defaults.demo_size),
             page_size_default=_env_int("CAREGRAPH_PAGE_SIZE_DEFAULT", defaults.page_size_default),
             page_size_max=_env_int("CAREGRAPH_PAGE_SIZE_MAX", defaults.page_size_max),
             max_body_bytes=_env_int("CAREGRAPH_MAX_BODY_BYTES", defaults.max_body_bytes),

@@ -318,11 +318,11 @@ async def load_demo_data(
     return counts
 
 
-async def load_demo_data_if_empty(services: Services, *, seed: int) -> bool:
+async def load_demo_data_if_empty(services: Services, *, seed: int, size: str) -> bool:
     """First start loads the demo data; later starts keep whatever is there."""
     if await services.db["patients"].estimated_document_count() > 0:
         return False
     if await services.data_sources().billing.count() > 0:
         return False
-    await load_demo_data(services, seed=seed)
+    await load_demo_data(services, seed=seed, size=size)
     return True

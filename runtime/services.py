@@ -41,7 +41,9 @@ class Services:
         uri = settings.mongodb_uri
         if uri is None:
             embedded = EmbeddedMongo(settings.data_dir / "mongodb")
-            uri = await asyncio.to_thread(embedded.start)
+            # Started from this (the main) thread on purpose: the child's parent-death
+            # signal follows the spawning thread, and a pool thread may exit early.
+            uri = embedded.start()
         try:
             client = create_client(uri, settings, event_listeners=mongo_event_listeners or [])
             db = client[settings.mongodb_database]
