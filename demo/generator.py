@@ -198,6 +198,8 @@ class DemoGenerator:
         return appointments
 
     def prescriptions(self, patients: list[dict], appointments: list[dict]) -> list[dict]:
+        """Repeat courses for chronic conditions, from a doctor the patient has seen, plus
+        short acute courses prescribed at some completed visits."""
         rng, prescriptions = self.rng, []
         seen_by: dict[ObjectId, list[ObjectId]] = {}
         for appointment in appointments:
@@ -208,36 +210,58 @@ class DemoGenerator:
             if not doctors:
                 continue
             for condition in patient["conditions"]:
-                for drug, dose, unit, frequency, monthly in catalogue.CONDITIONS[condition][1]:
+                for treatment in catalogue.CONDITIONS[condition][1]:
                     if rng.random() < 0.3:
                         continue
-                    start = self.anchor - timedelta(days=rng.randint(7, 360))
-                    months = rng.choice([1, 3, 6, 12, None])
-                    end = start + timedelta(days=30 * months) if months else None
-                    if rng.random() < 0.1:
-                        status = "STOPPED"
-                    elif end is not None and end < self.now:
-                        status = "COMPLETED"
-                    else:
-                        status = "ACTIVE"
-                    cost_cents = round(monthly * (months or 1) * 100 * rng.uniform(0.9, 1.1))
-                    prescriptions.append(
-                        {
-                            "_id": self.object_id(),
-                            "patientId": patient["_id"],
-                            "doctorId": rng.choice(doctors),
-                            "drug": drug,
-                            "dosage": {"value": float(dose), "unit": unit},
-                            "frequency": frequency,
-                            "startDate": start,
-                            "endDate": end,
-                            "costCents": cost_cents,
-                            "status": status,
-                            "createdAt": start,
-                            "updatedAt": start,
-                        }
+                    course_start = self.anchor - timedelta(days=rng.randint(30, 360))
+                    while course_start < self.anchor:
+                        days = rng.choice([30, 60, 90])
+                        prescriptions.append(
+                            self._prescription(
+                                patient["_id"], rng.choice(doctors), treatment, course_start, days
+                            )
+                        )
+                        course_start += timedelta(days=days)
+        acute = [
+            treatment
+            for _, treatments in catalogue.CONDITIONS.values()
+            for treatment in treatments
+            if treatment[3] in ("THREE_TIMES_DAILY", "AS_NEEDED")
+        ]
+        for appointment in appointments:
+            if appointment["status"] == COMPLETED and rng.random() < 0.3:
+                prescriptions.append(
+                    self._prescription(
+                        appointment["patientId"],
+                        appointment["doctorId"],
+                        rng.choice(acute),
+                        appointment["start"].replace(hour=0, minute=0),
+                        rng.choice([5, 7, 10]),
                     )
+                )
         return prescriptions
+
+    def _prescription(self, patient_id, doctor_id, treatment, start: datetime, days: int) -> dict:
+        drug, dose, unit, frequency, monthly = treatment
+        end = start + timedelta(days=days)
+        if self.rng.random() < 0.05:
+            status = "STOPPED"
+        else:
+            status = "COMPLETED" if end < self.now else "ACTIVE"
+        return {
+            "_id": self.object_id(),
+            "patientId": patient_id,
+            "doctorId": doctor_id,
+            "drug": drug,
+            "dosage": {"value": float(dose), "unit": unit},
+            "frequency": frequency,
+            "startDate": start,
+            "endDate": end,
+            "costCents": round(monthly * days / 30 * 100 * self.rng.uniform(0.9, 1.1)),
+            "status": status,
+            "createdAt": start,
+            "updatedAt": start,
+        }
 
     def bills(self, patients: list[dict], appointments: list[dict]) -> list[dict]:
         rng = self.rng
