@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date
 
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as redis
+import redis
 
 from app import create_app
 from runtime.embedded_mongo import EmbeddedMongo
@@ -65,16 +65,17 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
+def redis_url() -> Iterator[str]:
+    """A real Redis (database 15), emptied after the test."""
     client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
     try:
-        await client.ping()
+        client.ping()
     except (OSError, redis.RedisError) as error:
-        await client.aclose()
+        client.close()
         _unavailable("Redis", error)
     yield REDIS_TEST_URL
-    await client.flushdb()
-    await client.aclose()
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture(params=["sqlite"])
