@@ -12,14 +12,18 @@ from datasources.appointments import (
 )
 from datasources.ids import parse_id
 from errors import Conflict
-from resolvers.common import Info, load_existing, page_request
+from resolvers.common import (
+    Info,
+    list_connection,
+    load_existing,
+)
 from schema import appointment as types
 from schema import bill as bill_types
 from schema import doctor as doctor_types
 from schema import enums
 from schema import patient as patient_types
 from schema import validation as check
-from schema.pagination import Connection, connection
+from schema.pagination import Connection
 
 
 async def resolve_appointment(info: Info, id: strawberry.ID) -> types.Appointment | None:
@@ -43,20 +47,18 @@ async def resolve_appointments(
         datetime | None, strawberry.argument(description="Appointments starting before this time.")
     ] = None,
 ) -> Connection[types.Appointment]:
-    store = info.context.sources.appointments
-    found = {
-        "doctor_id": parse_id(doctor_id, field="doctorId") if doctor_id else None,
-        "patient_id": parse_id(patient_id, field="patientId") if patient_id else None,
-        "status": status.value if status else None,
-        "starts_from": starts_from,
-        "starts_before": starts_before,
-    }
     check.date_range(starts_from, starts_before, start_field="startsFrom", end_field="startsBefore")
-    page = await store.search(request=page_request(info, first, after), **found)
-    return connection(
-        page,
+    return await list_connection(
+        info,
+        info.context.sources.appointments,
         types.Appointment.from_document,
-        counter=lambda: store.count(filter=store.search_filter(**found)),
+        first,
+        after,
+        doctor_id=parse_id(doctor_id, field="doctorId") if doctor_id else None,
+        patient_id=parse_id(patient_id, field="patientId") if patient_id else None,
+        status=status.value if status else None,
+        starts_from=starts_from,
+        starts_before=starts_before,
     )
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeAlias
 
 import strawberry
 from aiodataloader import DataLoader
 
 from context import Context
+from datasources.documents import DocumentStore
 from datasources.pagination import PageRequest
 from errors import BadUserInput, NotFound
+from schema.pagination import Connection, connection
 
 Info: TypeAlias = strawberry.Info[Context, None]
 
@@ -40,3 +42,41 @@ async def load_existing(loader: DataLoader, key: Hashable, entity: str, public_i
     if document is None:
         raise NotFound(entity, public_id)
     return document
+
+
+async def list_connection(
+    info: Info,
+    store: DocumentStore,
+    to_node: Callable[[Any], Any],
+    first: int | None,
+    after: str | None,
+    **found: Any,
+) -> Connection[Any]:
+    """A top-level list: one page query, and a count only if totalCount is asked for."""
+    page = await store.search(request=page_request(info, first, after), **found)
+    return connection(
+        page, to_node, counter=lambda: store.count(filter=store.search_filter(**found))
+    )
+
+
+async def children_connection(
+    info: Info,
+    loader: DataLoader,
+    store: DocumentStore,
+    to_node: Callable[[Any], Any],
+    parent: tuple[str, Any],
+    first: int | None,
+    after: str | None,
+    **found: Any,
+) -> Connection[Any]:
+    """A nested list (e.g. a patient's appointments), batched across parents by `loader`.
+
+    `parent` is the (criterion, id) pair naming the parent, e.g. ("patient_id", id).
+    """
+    key = criteria(**found)
+    page = await loader.load((parent[1], page_request(info, first, after), key))
+    return connection(
+        page,
+        to_node,
+        counter=lambda: store.count(filter=store.search_filter(**dict([parent, *key]))),
+    )

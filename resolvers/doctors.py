@@ -7,11 +7,17 @@ import strawberry
 
 from datasources.ids import parse_id
 from errors import Conflict
-from resolvers.common import Info, criteria, load_existing, page_request, search_text
+from resolvers.common import (
+    Info,
+    children_connection,
+    list_connection,
+    load_existing,
+    search_text,
+)
 from schema import appointment as appointment_types
 from schema import doctor as types
 from schema import enums
-from schema.pagination import Connection, connection
+from schema.pagination import Connection
 
 
 async def resolve_doctor(info: Info, id: strawberry.ID) -> types.Doctor | None:
@@ -34,18 +40,16 @@ async def resolve_doctors(
     ] = None,
     accepting_new_patients: bool | None = None,
 ) -> Connection[types.Doctor]:
-    store = info.context.sources.doctors
-    found = {
-        "name": search_text(name),
-        "specialty": specialty.value if specialty else None,
-        "available_on": available_on,
-        "accepting_new_patients": accepting_new_patients,
-    }
-    page = await store.search(request=page_request(info, first, after), **found)
-    return connection(
-        page,
+    return await list_connection(
+        info,
+        info.context.sources.doctors,
         types.Doctor.from_document,
-        counter=lambda: store.count(filter=store.search_filter(**found)),
+        first,
+        after,
+        name=search_text(name),
+        specialty=specialty.value if specialty else None,
+        available_on=available_on,
+        accepting_new_patients=accepting_new_patients,
     )
 
 
@@ -58,20 +62,17 @@ async def resolve_doctor_appointments(
     starts_from: datetime | None = None,
     starts_before: datetime | None = None,
 ) -> Connection[appointment_types.Appointment]:
-    found = criteria(
+    return await children_connection(
+        info,
+        info.context.loaders.appointments_by_doctor,
+        info.context.sources.appointments,
+        appointment_types.Appointment.from_document,
+        ("doctor_id", root.object_id),
+        first,
+        after,
         status=status.value if status else None,
         starts_from=starts_from,
         starts_before=starts_before,
-    )
-    request = page_request(info, first, after)
-    page = await info.context.loaders.appointments_by_doctor.load((root.object_id, request, found))
-    store = info.context.sources.appointments
-    return connection(
-        page,
-        appointment_types.Appointment.from_document,
-        counter=lambda: store.count(
-            filter=store.search_filter(doctor_id=root.object_id, **dict(found))
-        ),
     )
 
 

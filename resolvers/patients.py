@@ -7,7 +7,14 @@ import strawberry
 
 from datasources.ids import parse_id
 from errors import Conflict
-from resolvers.common import Info, criteria, load_existing, page_request, search_text
+from resolvers.common import (
+    Info,
+    children_connection,
+    list_connection,
+    load_existing,
+    page_request,
+    search_text,
+)
 from schema import appointment as appointment_types
 from schema import bill as bill_types
 from schema import enums
@@ -33,13 +40,13 @@ async def resolve_patients(
         ),
     ] = None,
 ) -> Connection[types.Patient]:
-    store = info.context.sources.patients
-    found = {"name": search_text(name)}
-    page = await store.search(request=page_request(info, first, after), **found)
-    return connection(
-        page,
+    return await list_connection(
+        info,
+        info.context.sources.patients,
         types.Patient.from_document,
-        counter=lambda: store.count(filter=store.search_filter(**found)),
+        first,
+        after,
+        name=search_text(name),
     )
 
 
@@ -52,20 +59,17 @@ async def resolve_patient_appointments(
     starts_from: datetime | None = None,
     starts_before: datetime | None = None,
 ) -> Connection[appointment_types.Appointment]:
-    found = criteria(
+    return await children_connection(
+        info,
+        info.context.loaders.appointments_by_patient,
+        info.context.sources.appointments,
+        appointment_types.Appointment.from_document,
+        ("patient_id", root.object_id),
+        first,
+        after,
         status=status.value if status else None,
         starts_from=starts_from,
         starts_before=starts_before,
-    )
-    request = page_request(info, first, after)
-    page = await info.context.loaders.appointments_by_patient.load((root.object_id, request, found))
-    store = info.context.sources.appointments
-    return connection(
-        page,
-        appointment_types.Appointment.from_document,
-        counter=lambda: store.count(
-            filter=store.search_filter(patient_id=root.object_id, **dict(found))
-        ),
     )
 
 
@@ -76,18 +80,15 @@ async def resolve_patient_prescriptions(
     after: str | None = None,
     status: enums.PrescriptionStatus | None = None,
 ) -> Connection[prescription_types.Prescription]:
-    found = criteria(status=status.value if status else None)
-    request = page_request(info, first, after)
-    page = await info.context.loaders.prescriptions_by_patient.load(
-        (root.object_id, request, found)
-    )
-    store = info.context.sources.prescriptions
-    return connection(
-        page,
+    return await children_connection(
+        info,
+        info.context.loaders.prescriptions_by_patient,
+        info.context.sources.prescriptions,
         prescription_types.Prescription.from_document,
-        counter=lambda: store.count(
-            filter=store.search_filter(patient_id=root.object_id, **dict(found))
-        ),
+        ("patient_id", root.object_id),
+        first,
+        after,
+        status=status.value if status else None,
     )
 
 

@@ -7,13 +7,17 @@ import strawberry
 from datasources.ids import parse_id
 from datasources.prescriptions import ACTIVE
 from errors import Conflict
-from resolvers.common import Info, load_existing, page_request
+from resolvers.common import (
+    Info,
+    list_connection,
+    load_existing,
+)
 from schema import doctor as doctor_types
 from schema import enums
 from schema import patient as patient_types
 from schema import prescription as types
 from schema import validation as check
-from schema.pagination import Connection, connection
+from schema.pagination import Connection
 
 
 async def resolve_prescription(info: Info, id: strawberry.ID) -> types.Prescription | None:
@@ -30,17 +34,15 @@ async def resolve_prescriptions(
     doctor_id: strawberry.ID | None = None,
     status: enums.PrescriptionStatus | None = None,
 ) -> Connection[types.Prescription]:
-    store = info.context.sources.prescriptions
-    found = {
-        "patient_id": parse_id(patient_id, field="patientId") if patient_id else None,
-        "doctor_id": parse_id(doctor_id, field="doctorId") if doctor_id else None,
-        "status": status.value if status else None,
-    }
-    page = await store.search(request=page_request(info, first, after), **found)
-    return connection(
-        page,
+    return await list_connection(
+        info,
+        info.context.sources.prescriptions,
         types.Prescription.from_document,
-        counter=lambda: store.count(filter=store.search_filter(**found)),
+        first,
+        after,
+        patient_id=parse_id(patient_id, field="patientId") if patient_id else None,
+        doctor_id=parse_id(doctor_id, field="doctorId") if doctor_id else None,
+        status=status.value if status else None,
     )
 
 
