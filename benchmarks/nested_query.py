@@ -1,0 +1,629 @@
+"""Benchmark of the nested appointments query: round trips, latency and throughput.
+
+    .venv/bin/python -m benchmarks.nested_query [--size small|default|large] [--seconds 3]
+
+Starts its own embedded MongoDB and SQLite billing file in a temporary directory, loads
+the demo data, then measures the reference query
+
+    appointments(first: $n) { nodes { patient { name } doctor { name } bill { totalCost } } }
+
+1. database round trips for one request and sequential latency, for several page sizes;
+2. throughput at N=100 against a hand-written Starlette endpoint doing the same fetch
+   with the same batching (the cost of the GraphQL layer), in-process over ASGI;
+3. the same comparison through uvicorn on loopback.
+
+Exit status: 0 on success; 1 when the round-trip count grows with N or exceeds the
+target (an N+1 regression); 2 when the two endpoints disagree or a request fails. The
+throughput ratio is reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import socket
+import statistics
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter, process_time
+
+import httpx
+import orjson
+import sqlalchemy as sa
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import create_app
+from datasources.billing_tables import bills
+from demo.generator import SIZES, load_demo_data
+from runtime.embedded_mongo import EmbeddedMongo
+from runtime.services import Services
+from settings import Settings
+from tests.support import MongoCommandCounter, SqlStatementCounter
+
+REFERENCE_QUERY = (
+    "query Ref($n: Int!) { appointments(first: $n) "
+    "{ nodes { patient { name } doctor { name } bill { totalCost } } } }"
+)
+PAGE_SIZES = (5, 10, 100, 200, 500)
+THROUGHPUT_PAGE_SIZE = 100
+CONCURRENCY = 8
+MAX_THROUGHPUT_REQUESTS = 20_000
+LATENCY_MAX_REQUESTS = 30
+LATENCY_MAX_SECONDS = 5.0
+WARMUP_REQUESTS = 20
+WARMUP_MAX_SECONDS = 2.0
+# One find on appointments, one $in find each on patients and doctors, one SQL IN query.
+ROUND_TRIP_TARGET = 4
+RATIO_TARGET = 15  # graphql throughput must be at least 1/RATIO_TARGET of the raw one
+# Upper bound on any single measurement, so a hung request cannot hang the benchmark.
+HANG_GUARD_SECONDS = 60.0
+
+
+class BenchmarkError(RuntimeError):
+    pass
+
+
+# --- environment ---------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    app: Starlette
+    raw_app: Starlette
+    services: Services
+    mongo_pid: int
+    mongo_counter: MongoCommandCounter
+    sql_counter: SqlStatementCounter
+    demo_counts: dict[str, int]
+
+
+@asynccontextmanager
+async def bench_environment(size: str) -> AsyncIterator[Bench]:
+    """Everything the benchmark needs; torn down in reverse order even on error."""
+    async with AsyncExitStack() as stack:
+        temp_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="caregraph-bench-")))
+        mongo = EmbeddedMongo(temp_dir / "mongodb")
+        # Registered before start: a failed start may still leave a child to stop.
+        stack.callback(mongo.stop)
+        # Started from the main thread, not a pool thread: the child's parent-death
+        # signal follows the thread that spawned it (see runtime/services.py).
+        uri = mongo.start()
+        assert mongo.process is not None
+        settings = Settings(
+            data_dir=temp_dir,
+            mongodb_uri=uri,
+            mongodb_database="caregraph_bench",
+            database_url=f"sqlite+aiosqlite:///{temp_dir / 'billing.sqlite3'}",
+            redis_url=None,
+            demo_data=False,
+            graphiql=False,
+        )
+        mongo_counter = MongoCommandCounter()
+        app = create_app(settings, mongo_event_listeners=[mongo_counter])
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        services: Services = app.state.services
+        sql_counter = SqlStatementCounter()
+        sql_counter.attach(services.engine)
+        print(f"loading demo data (size={size}) ...", flush=True)
+        demo_counts = await load_demo_data(services, seed=42, size=size, progress=False)
+        yield Bench(
+            app=app,
+            raw_app=build_raw_app(services),
+            services=services,
+            mongo_pid=mongo.process.pid,
+            mongo_counter=mongo_counter,
+            sql_counter=sql_counter,
+            demo_counts=demo_counts,
+        )
+
+
+# --- the hand-written endpoint -------------------------------------------------------
+
+
+def person_name(document: dict) -> str:
+    return f"{document['givenName']} {document['familyName']}"
+
+
+def money_text(cents: int) -> str:
+    # Integer arithmetic gives the same text as the API's quantized Decimal.
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+async def fetch_by_ids(collection, ids: set) -> dict:
+    # One more than the possible matches, as the store's get_many does: the server
+    # closes the cursor in its first reply, so no getMore round trip follows.
+    cursor = collection.find({"_id": {"$in": list(ids)}}).batch_size(len(ids) + 1)
+    return {document["_id"]: document async for document in cursor}
+
+
+async def fetch_bills(services: Services, appointment_ids: set[str]) -> dict[str, dict]:
+    statement = sa.select(bills).where(bills.c.appointment_id.in_(appointment_ids))
+    async with services.engine.connect() as connection:
+        result = await connection.execute(statement)
+        return {row["appointment_id"]: dict(row) for row in result.mappings()}
+
+
+async def raw_page(services: Services, n: int) -> dict:
+    """The reference query's data, fetched the way the dataloaders batch it.
+
+    Whole documents and rows, as the GraphQL stores fetch them, so the comparison
+    measures the GraphQL layer rather than a leaner projection.
+    """
+    appointments_cursor = (
+        services.db["appointments"].find({}).sort([("start", 1), ("_id", 1)]).limit(n)
+    )
+    appointments = await appointments_cursor.batch_size(n + 1).to_list()
+    # The three lookups are independent; the dataloaders also run them concurrently.
+    patients, doctors, bills_by_appointment = await asyncio.gather(
+        fetch_by_ids(services.db["patients"], {a["patientId"] for a in appointments}),
+        fetch_by_ids(services.db["doctors"], {a["doctorId"] for a in appointments}),
+        fetch_bills(services, {str(a["_id"]) for a in appointments}),
+    )
+    nodes = []
+    for appointment in appointments:
+        bill = bills_by_appointment.get(str(appointment["_id"]))
+        nodes.append(
+            {
+                "patient": {"name": person_name(patients[appointment["patientId"]])},
+                "doctor": {"name": person_name(doctors[appointment["doctorId"]])},
+                "bill": {"totalCost": money_text(bill["total_cost_cents"])} if bill else None,
+            }
+        )
+    return {"data": {"appointments": {"nodes": nodes}}}
+
+
+def build_raw_app(services: Services) -> Starlette:
+    async def appointments(request: Request) -> Response:
+        n = int(request.query_params["n"])
+        body = orjson.dumps(await raw_page(services, n))
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/appointments", appointments, methods=["GET"])])
+
+
+# --- requests --------------------------------------------------------------------------
+
+
+def graphql_body(n: int) -> bytes:
+    return orjson.dumps({"query": REFERENCE_QUERY, "variables": {"n": n}})
+
+
+def graphql_sender(http: httpx.AsyncClient, n: int) -> Callable[[], Awaitable[bytes]]:
+    """One reference request; the body is encoded once so the client costs little."""
+    body, headers = graphql_body(n), {"content-type": "application/json"}
+
+    async def send() -> bytes:
+        response = await http.post("/graphql", content=body, headers=headers)
+        # A byte search, not a parse: parsing would add client CPU to every measurement.
+        if response.status_code != 200 or b'"errors"' in response.content:
+            raise BenchmarkError(f"graphql request failed: {response.text[:500]}")
+        return response.content
+
+    return send
+
+
+def raw_sender(http: httpx.AsyncClient, n: int) -> Callable[[], Awaitable[bytes]]:
+    async def send() -> bytes:
+        response = await http.get("/appointments", params={"n": n})
+        if response.status_code != 200:
+            raise BenchmarkError(f"raw request failed: {response.text[:500]}")
+        return response.content
+
+    return send
+
+
+def asgi_client(app: Starlette) -> httpx.AsyncClient:
+    # trust_env=False: no proxy or netrc from the environment in a measurement.
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bench", trust_env=False
+    )
+
+
+# --- round trips and latency --------------------------------------------------------
+
+
+@dataclass
+class RoundTrips:
+    mongo: int
+    sql: int
+
+    @property
+    def total(self) -> int:
+        return self.mongo + self.sql
+
+
+@dataclass
+class Latency:
+    requests: int
+    median_ms: float
+    p95_ms: float
+
+
+async def count_round_trips(bench: Bench, send: Callable[[], Awaitable[bytes]]) -> RoundTrips:
+    bench.mongo_counter.reset()
+    bench.sql_counter.reset()
+    await send()
+    return RoundTrips(len(bench.mongo_counter.commands), len(bench.sql_counter.statements))
+
+
+async def check_raw_batching(
+    bench: Bench, raw: httpx.AsyncClient, rows: dict[int, tuple[RoundTrips, Latency]]
+) -> None:
+    """The throughput comparison is only fair if the raw endpoint batches the same way."""
+    n = THROUGHPUT_PAGE_SIZE
+    raw_trips = await count_round_trips(bench, raw_sender(raw, n))
+    print(
+        f"raw endpoint at N={n}: {raw_trips.mongo} mongo + {raw_trips.sql} sql "
+        f"= {raw_trips.total} round trips"
+    )
+    if n in rows and raw_trips != rows[n][0]:
+        raise BenchmarkError(f"raw endpoint makes {raw_trips}, graphql {rows[n][0]}")
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was actually observed."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def measure_latency(send: Callable[[], Awaitable[bytes]]) -> Latency:
+    durations: list[float] = []
+    deadline = perf_counter() + LATENCY_MAX_SECONDS
+    while len(durations) < LATENCY_MAX_REQUESTS and perf_counter() < deadline:
+        started = perf_counter()
+        await send()
+        durations.append((perf_counter() - started) * 1000)
+    durations.sort()
+    return Latency(len(durations), statistics.median(durations), percentile(durations, 0.95))
+
+
+# --- equivalence and throughput --------------------------------------------------------
+
+
+def first_difference(graphql_nodes: list, raw_nodes: list) -> str:
+    if len(graphql_nodes) != len(raw_nodes):
+        return f"{len(graphql_nodes)} graphql nodes vs {len(raw_nodes)} raw nodes"
+    for index, (graphql_node, raw_node) in enumerate(zip(graphql_nodes, raw_nodes, strict=True)):
+        if graphql_node != raw_node:
+            return f"node {index}: graphql {graphql_node} vs raw {raw_node}"
+    return "no node differs (the envelopes do)"
+
+
+async def verify_same_data(graphql: httpx.AsyncClient, raw: httpx.AsyncClient, n: int) -> None:
+    """Fail loudly unless both endpoints answer with identical data for this N."""
+    graphql_data = orjson.loads(await graphql_sender(graphql, n)())["data"]
+    raw_data = orjson.loads(await raw_sender(raw, n)())["data"]
+    nodes = graphql_data["appointments"]["nodes"]
+    if len(nodes) != n:
+        raise BenchmarkError(f"asked for {n} appointments, got {len(nodes)}: demo data too small")
+    if graphql_data != raw_data:
+        difference = first_difference(nodes, raw_data["appointments"]["nodes"])
+        raise BenchmarkError(f"graphql and raw answers differ for N={n}: {difference}")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of another process so far; None where /proc is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuClock:
+    """Where a measurement's CPU went: this process (client, app, drivers) and the
+    database child, which runs on the other core."""
+
+    app: float
+    database: float | None
+
+    @classmethod
+    def read(cls, database_pid: int) -> CpuClock:
+        return cls(process_time(), process_cpu_seconds(database_pid))
+
+    def since(self, start: CpuClock) -> CpuClock:
+        database = None
+        if self.database is not None and start.database is not None:
+            database = self.database - start.database
+        return CpuClock(self.app - start.app, database)
+
+
+@dataclass
+class Throughput:
+    requests: int
+    seconds: float
+    cpu: CpuClock
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def app_cpu_ms(self) -> float:
+        return self.cpu.app / self.requests * 1000
+
+    @property
+    def database_cpu_ms(self) -> float | None:
+        if self.cpu.database is None:
+            return None
+        return self.cpu.database / self.requests * 1000
+
+
+async def measure_throughput(
+    send: Callable[[], Awaitable[bytes]], seconds: float, database_pid: int
+) -> Throughput:
+    """CONCURRENCY workers share a budget of time and of requests; both bound the run."""
+    warmup_deadline = perf_counter() + WARMUP_MAX_SECONDS
+    for _ in range(WARMUP_REQUESTS):
+        if perf_counter() > warmup_deadline:
+            break
+        await send()
+    issued = 0
+    deadline = perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < MAX_THROUGHPUT_REQUESTS and perf_counter() < deadline:
+            issued += 1
+            await send()
+
+    started, cpu_before = perf_counter(), CpuClock.read(database_pid)
+    workers = asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.wait_for(workers, timeout=seconds + HANG_GUARD_SECONDS)
+    elapsed = perf_counter() - started
+    return Throughput(issued, elapsed, CpuClock.read(database_pid).since(cpu_before))
+
+
+@dataclass
+class Comparison:
+    transport: str
+    graphql: Throughput
+    raw: Throughput
+
+    @property
+    def raw_per_graphql(self) -> float:
+        return self.raw.per_second / self.graphql.per_second
+
+
+async def compare(
+    bench: Bench,
+    transport: str,
+    graphql: httpx.AsyncClient,
+    raw: httpx.AsyncClient,
+    seconds: float,
+) -> Comparison:
+    await verify_same_data(graphql, raw, THROUGHPUT_PAGE_SIZE)
+    graphql_send = graphql_sender(graphql, THROUGHPUT_PAGE_SIZE)
+    raw_send = raw_sender(raw, THROUGHPUT_PAGE_SIZE)
+    return Comparison(
+        transport=transport,
+        graphql=await measure_throughput(graphql_send, seconds, bench.mongo_pid),
+        raw=await measure_throughput(raw_send, seconds, bench.mongo_pid),
+    )
+
+
+# --- uvicorn on loopback ---------------------------------------------------------------
+
+
+def loopback_socket() -> socket.socket:
+    # Bound here and handed to uvicorn: the port is ours, no pick-then-bind race.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class InProcessServer(uvicorn.Server):
+    """uvicorn without its signal handlers: Ctrl-C must stop the whole benchmark (and
+    its cleanup), not just quietly end this server mid-measurement."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def uvicorn_server(app: Starlette) -> AsyncIterator[str]:
+    """Serve `app` in this event loop on a free loopback port; yield its base URL.
+
+    lifespan="off": the services are already open, shared with the in-process runs.
+    """
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
+    )
+    server = InProcessServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = perf_counter() + 10
+        while not server.started:
+            if task.done():
+                raise BenchmarkError("uvicorn exited while starting") from task.exception()
+            if perf_counter() > deadline:
+                raise BenchmarkError("uvicorn did not start within 10 s")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        finally:
+            sock.close()
+
+
+def loopback_client(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        trust_env=False,
+        timeout=10,
+        limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
+    )
+
+
+async def compare_over_uvicorn(bench: Bench, seconds: float) -> Comparison:
+    async with (
+        uvicorn_server(bench.app) as graphql_url,
+        uvicorn_server(bench.raw_app) as raw_url,
+        loopback_client(graphql_url) as graphql,
+        loopback_client(raw_url) as raw,
+    ):
+        return await compare(bench, "uvicorn loopback", graphql, raw, seconds)
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def print_round_trip_table(rows: dict[int, tuple[RoundTrips, Latency]]) -> None:
+    print("\nRound trips for one request, and latency of sequential requests (in-process ASGI)")
+    print(
+        f"{'N':>5} {'mongo':>6} {'sql':>4} {'total':>6} {'requests':>9} {'median ms':>10} "
+        f"{'p95 ms':>8}"
+    )
+    for n, (trips, latency) in rows.items():
+        print(
+            f"{n:>5} {trips.mongo:>6} {trips.sql:>4} {trips.total:>6} {latency.requests:>9} "
+            f"{latency.median_ms:>10.1f} {latency.p95_ms:>8.1f}"
+        )
+
+
+def ratio_text(comparison: Comparison) -> str:
+    met = "met" if comparison.raw_per_graphql <= RATIO_TARGET else "NOT met"
+    return (
+        f"ratio graphql/raw = 1/{comparison.raw_per_graphql:.1f} "
+        f"(target >= 1/{RATIO_TARGET}: {met})"
+    )
+
+
+def cpu_text(comparison: Comparison) -> str:
+    """The GraphQL layer's own cost, and which process limits throughput."""
+    graphql, raw = comparison.graphql, comparison.raw
+    text = (
+        f"app CPU/req graphql/raw = {graphql.app_cpu_ms:.1f}/{raw.app_cpu_ms:.1f} ms "
+        f"(x{graphql.app_cpu_ms / raw.app_cpu_ms:.1f})"
+    )
+    if graphql.database_cpu_ms is not None:
+        bound = "database" if graphql.database_cpu_ms > graphql.app_cpu_ms else "app"
+        text += f"; db CPU {graphql.database_cpu_ms:.1f} ms/req: {bound}-bound"
+    return text
+
+
+def print_throughput_table(comparisons: list[Comparison], seconds: float) -> None:
+    print(
+        f"\nThroughput at N={THROUGHPUT_PAGE_SIZE}, {CONCURRENCY} concurrent clients, "
+        f"at most {seconds:g} s or {MAX_THROUGHPUT_REQUESTS} requests per row"
+    )
+    print(
+        f"{'transport':<18} {'endpoint':<8} {'requests':>9} {'seconds':>8} {'req/s':>8} "
+        f"{'app CPU ms/req':>15} {'db CPU ms/req':>14}"
+    )
+    for comparison in comparisons:
+        for endpoint, result in (("graphql", comparison.graphql), ("raw", comparison.raw)):
+            database_cpu = result.database_cpu_ms
+            database_text = "n/a" if database_cpu is None else f"{database_cpu:.1f}"
+            print(
+                f"{comparison.transport:<18} {endpoint:<8} {result.requests:>9} "
+                f"{result.seconds:>8.2f} {result.per_second:>8.1f} "
+                f"{result.app_cpu_ms:>15.1f} {database_text:>14}"
+            )
+    print(
+        "  app CPU: this process (benchmark client, app, drivers; uvicorn too when used);\n"
+        "  db CPU: the secantusd-py child. With 2 cores, the busier of the two bounds req/s."
+    )
+
+
+def round_trips_hold(rows: dict[int, tuple[RoundTrips, Latency]]) -> bool:
+    smallest, largest = rows[min(rows)][0].total, rows[max(rows)][0].total
+    return smallest == largest <= ROUND_TRIP_TARGET
+
+
+def print_summary(
+    rows: dict[int, tuple[RoundTrips, Latency]],
+    comparisons: list[Comparison],
+    uvicorn_note: str | None,
+) -> None:
+    smallest, largest = min(rows), max(rows)
+    trips_small, trips_large = rows[smallest][0].total, rows[largest][0].total
+    print("\nSummary")
+    print(
+        f"  round trips per request: N={smallest} -> {trips_small}, N={largest} -> "
+        f"{trips_large} (equal: {'yes' if trips_small == trips_large else 'NO'}, "
+        f"target <= {ROUND_TRIP_TARGET}: {'met' if round_trips_hold(rows) else 'NOT met'})"
+    )
+    for comparison in comparisons:
+        print(f"  {comparison.transport:<17} {ratio_text(comparison)}")
+        print(f"  {'':<17} {cpu_text(comparison)}")
+    if uvicorn_note:
+        print(f"  uvicorn loopback  {uvicorn_note}")
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+async def run(size: str, seconds: float) -> int:
+    async with bench_environment(size) as bench:
+        print(
+            f"CareGraph nested query benchmark: size={size} "
+            f"({bench.demo_counts['appointments']} appointments, "
+            f"{bench.demo_counts['patients']} patients, {bench.demo_counts['doctors']} doctors, "
+            f"{bench.demo_counts['bills']} bills), seed 42"
+        )
+        print(f"query: {REFERENCE_QUERY}")
+        page_sizes = [n for n in PAGE_SIZES if n <= bench.demo_counts["appointments"]]
+        async with asgi_client(bench.app) as graphql, asgi_client(bench.raw_app) as raw:
+            for n in page_sizes:
+                await verify_same_data(graphql, raw, n)
+            rows: dict[int, tuple[RoundTrips, Latency]] = {}
+            for n in page_sizes:
+                send = graphql_sender(graphql, n)
+                rows[n] = (await count_round_trips(bench, send), await measure_latency(send))
+            print_round_trip_table(rows)
+            await check_raw_batching(bench, raw, rows)
+            comparisons = [await compare(bench, "in-process ASGI", graphql, raw, seconds)]
+        uvicorn_note = None
+        try:
+            comparisons.append(await compare_over_uvicorn(bench, seconds))
+        except (OSError, BenchmarkError, TimeoutError, httpx.HTTPError) as error:
+            uvicorn_note = f"skipped: {type(error).__name__}: {error}"
+        print_throughput_table(comparisons, seconds)
+        print_summary(rows, comparisons, uvicorn_note)
+        return 0 if round_trips_hold(rows) else 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="default")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="time budget of each throughput measurement"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(run(args.size, args.seconds))
+    except BenchmarkError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Cleanup already ran as asyncio.run cancelled the benchmark.
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
