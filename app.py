@@ -20,7 +20,12 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from auth.authenticate import authenticate
+from auth.sessions import SessionService
+from auth.throttle import LoginThrottle
 from context import Context
+from datasources.scope import AccessScope
+from datasources.users import RefreshTokenStore, UserStore
 from errors import format_error
 from runtime.services import Services
 from schema import schema
@@ -36,13 +41,32 @@ class CareGraphView(GraphQL):
         self.services: Services | None = None  # set by the lifespan
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
-        assert self.services is not None, "services are opened by the app lifespan"
+        services = self.services
+        assert services is not None, "services are opened by the app lifespan"
+        users = UserStore(services.db, AccessScope.system())
+        principal, auth_error = await authenticate(
+            request.headers.get("authorization"), tokens=services.tokens, users=users
+        )
         return Context(
             request=request,
             response=response,
             settings=self.settings,
-            sources=self.services.data_sources(),
-            redis=self.services.redis,
+            sources=services.data_sources(AccessScope(principal, services.db)),
+            redis=services.redis,
+            sessions=SessionService(
+                users=users,
+                refresh_tokens=RefreshTokenStore(services.db),
+                tokens=services.tokens,
+                throttle=LoginThrottle(
+                    services.redis,
+                    per_account=self.settings.login_failures_per_account,
+                    per_ip=self.settings.login_failures_per_ip,
+                ),
+                settings=self.settings,
+            ),
+            principal=principal,
+            auth_error=auth_error,
+            system_sources=services.data_sources(),
         )
 
     async def process_result(  # type: ignore[override]
@@ -139,11 +163,15 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         services = await Services.open(settings, mongo_event_listeners=mongo_event_listeners)
         try:
             if settings.demo_data:
+                from demo.accounts import describe_demo_logins
                 from demo.generator import load_demo_data_if_empty
 
                 await load_demo_data_if_empty(
                     services, seed=settings.demo_seed, size=settings.demo_size
                 )
+                logins = describe_demo_logins(settings.data_dir)
+                if logins:
+                    print(logins, flush=True)
             view.services = app.state.services = services
             # Everything allocated so far (modules, schema) lives as long as the process:
             # moving it out of the collector's reach keeps full collections, and the

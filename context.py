@@ -8,6 +8,8 @@ import redis.asyncio as redis
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auth.roles import Principal
+from auth.sessions import SessionService
 from datasources import DataSources
 from datasources.loaders import Loaders
 from settings import Settings
@@ -18,10 +20,22 @@ class Context:
     request: Request
     response: Response
     settings: Settings
+    # Scoped to `principal`: every read and write sees only what the caller may see.
     sources: DataSources
     redis: redis.Redis
+    sessions: SessionService
+    principal: Principal | None = None
+    # Why a presented token was refused (expired, revoked, ...), for the error message.
+    auth_error: str | None = None
+    # Unscoped stores, for account flows only (registration creates a patient record
+    # before its owner has a session). Never hand these to ordinary resolvers.
+    system_sources: DataSources | None = None
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.sources)
+
+    @property
+    def client_ip(self) -> str:
+        return self.request.client.host if self.request.client else "unknown"

@@ -48,6 +48,17 @@ class Settings:
     page_size_max: int = 500
     # Requests larger than this are refused before they are parsed.
     max_body_bytes: int = 256 * 1024
+    # None: generate a signing key on first start and keep it in data_dir.
+    jwt_secret: str | None = None
+    jwt_issuer: str = "caregraph"
+    jwt_audience: str = "caregraph-api"
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Failed logins allowed per account per minute, and per client address per 15 min.
+    login_failures_per_account: int = 5
+    login_failures_per_ip: int = 50
+    # bcrypt cost; tests lower it to keep the suite fast.
+    bcrypt_rounds: int = 12
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -77,6 +88,22 @@ class Settings:
             page_size_default=_env_int("CAREGRAPH_PAGE_SIZE_DEFAULT", defaults.page_size_default),
             page_size_max=_env_int("CAREGRAPH_PAGE_SIZE_MAX", defaults.page_size_max),
             max_body_bytes=_env_int("CAREGRAPH_MAX_BODY_BYTES", defaults.max_body_bytes),
+            jwt_secret=os.environ.get("CAREGRAPH_JWT_SECRET") or None,
+            jwt_issuer=os.environ.get("CAREGRAPH_JWT_ISSUER", defaults.jwt_issuer),
+            jwt_audience=os.environ.get("CAREGRAPH_JWT_AUDIENCE", defaults.jwt_audience),
+            access_token_ttl_s=_env_int(
+                "CAREGRAPH_ACCESS_TOKEN_TTL_S", defaults.access_token_ttl_s
+            ),
+            refresh_token_ttl_s=_env_int(
+                "CAREGRAPH_REFRESH_TOKEN_TTL_S", defaults.refresh_token_ttl_s
+            ),
+            login_failures_per_account=_env_int(
+                "CAREGRAPH_LOGIN_FAILURES_PER_ACCOUNT", defaults.login_failures_per_account
+            ),
+            login_failures_per_ip=_env_int(
+                "CAREGRAPH_LOGIN_FAILURES_PER_IP", defaults.login_failures_per_ip
+            ),
+            bcrypt_rounds=_env_int("CAREGRAPH_BCRYPT_ROUNDS", defaults.bcrypt_rounds),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

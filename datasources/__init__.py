@@ -11,6 +11,7 @@ from datasources.appointments import AppointmentStore
 from datasources.billing import BillingRepository
 from datasources.people import DoctorStore, PatientStore
 from datasources.prescriptions import PrescriptionStore
+from datasources.scope import AccessScope
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,12 @@ class DataSources:
     billing: BillingRepository
 
     @classmethod
-    def build(cls, db: AsyncDatabase, engine: AsyncEngine) -> DataSources:
+    def build(cls, db: AsyncDatabase, engine: AsyncEngine, scope: AccessScope) -> DataSources:
+        """Stores that see only what `scope` allows (AccessScope.system(): everything)."""
         return cls(
-            patients=PatientStore(db),
-            doctors=DoctorStore(db),
-            appointments=AppointmentStore(db),
-            prescriptions=PrescriptionStore(db),
-            billing=BillingRepository(engine),
+            patients=PatientStore(db, scope),
+            doctors=DoctorStore(db, scope),
+            appointments=AppointmentStore(db, scope),
+            prescriptions=PrescriptionStore(db, scope),
+            billing=BillingRepository(engine, scope),
         )

@@ -191,6 +191,7 @@ class AppointmentStore(DocumentStore):
         return appointment_filter(**criteria)
 
     async def exists_for(self, *, field: str, id: ObjectId) -> bool:
+        # Unscoped on purpose: "may this record be deleted?" must see every dependant.
         return await self.collection.find_one({field: id}, projection={"_id": 1}) is not None
 
 

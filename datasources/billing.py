@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources.billing_tables import bills
 from datasources.documents import utcnow
 from datasources.pagination import Page, PageRequest, build_page, decode_cursor
+from datasources.scope import AccessScope
 from errors import BadUserInput, Conflict, NotFound
 
 Row = dict[str, Any]
@@ -34,8 +35,9 @@ def _after(cursor: str) -> sa.ColumnElement[bool]:
 
 
 class BillingRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, scope: AccessScope) -> None:
         self.engine = engine
+        self.scope = scope
 
     async def _rows(self, statement) -> list[Row]:
         async with self.engine.connect() as connection:
@@ -43,13 +45,17 @@ class BillingRepository:
             return [dict(row) for row in result.mappings()]
 
     async def get_many(self, *, ids: Sequence[int]) -> list[Row | None]:
-        rows = await self._rows(sa.select(bills).where(bills.c.id.in_(set(ids))))
+        rows = await self._rows(
+            sa.select(bills).where(bills.c.id.in_(set(ids)), self.scope.sql_condition())
+        )
         by_id = {row["id"]: row for row in rows}
         return [by_id.get(id_) for id_ in ids]
 
     async def by_appointment_ids(self, *, appointment_ids: Sequence[str]) -> list[Row | None]:
         rows = await self._rows(
-            sa.select(bills).where(bills.c.appointment_id.in_(set(appointment_ids)))
+            sa.select(bills).where(
+                bills.c.appointment_id.in_(set(appointment_ids)), self.scope.sql_condition()
+            )
         )
         by_appointment = {row["appointment_id"]: row for row in rows}
         return [by_appointment.get(id_) for id_ in appointment_ids]
@@ -57,7 +63,12 @@ class BillingRepository:
     async def page(
         self, *, request: PageRequest, patient_id: str | None = None, paid: bool | None = None
     ) -> Page[Row]:
-        statement = sa.select(bills).order_by(*ORDER).limit(request.first + 1)
+        statement = (
+            sa.select(bills)
+            .where(self.scope.sql_condition())
+            .order_by(*ORDER)
+            .limit(request.first + 1)
+        )
         if patient_id is not None:
             statement = statement.where(bills.c.patient_id == patient_id)
         if paid is not None:
@@ -72,7 +83,7 @@ class BillingRepository:
         """One query returns a page of bills per patient (row_number per patient)."""
         position = sa.func.row_number().over(partition_by=bills.c.patient_id, order_by=ORDER)
         inner = sa.select(bills, position.label("position")).where(
-            bills.c.patient_id.in_(set(patient_ids))
+            bills.c.patient_id.in_(set(patient_ids)), self.scope.sql_condition()
         )
         if request.after:
             inner = inner.where(_after(request.after))
@@ -91,7 +102,7 @@ class BillingRepository:
         }
 
     async def count(self, *, patient_id: str | None = None, paid: bool | None = None) -> int:
-        statement = sa.select(sa.func.count()).select_from(bills)
+        statement = sa.select(sa.func.count()).select_from(bills).where(self.scope.sql_condition())
         if patient_id is not None:
             statement = statement.where(bills.c.patient_id == patient_id)
         if paid is not None:
@@ -100,7 +111,9 @@ class BillingRepository:
             return int((await connection.execute(statement)).scalar_one())
 
     async def get(self, *, id: int) -> Row:
-        rows = await self._rows(sa.select(bills).where(bills.c.id == id))
+        rows = await self._rows(
+            sa.select(bills).where(bills.c.id == id, self.scope.sql_condition())
+        )
         if not rows:
             raise NotFound("Bill", str(id))
         return rows[0]
@@ -149,7 +162,9 @@ class BillingRepository:
             )
             row = result.mappings().one_or_none()
             if row is None:
-                exists = await connection.execute(sa.select(bills.c.id).where(bills.c.id == id))
+                exists = await connection.execute(
+                    sa.select(bills.c.id).where(bills.c.id == id, self.scope.sql_condition())
+                )
                 if exists.first() is None:
                     raise NotFound("Bill", str(id))
                 raise Conflict("a paid bill cannot be deleted", id=str(id))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -17,6 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources.pagination import Page, PageRequest, after_filter, build_page, sort_key
 from errors import NotFound
+
+if TYPE_CHECKING:
+    from datasources.scope import AccessScope
 
 Document = dict[str, Any]
 
@@ -33,21 +36,30 @@ class DocumentStore:
     entity: str
     default_sort: Sequence[tuple[str, int]] = (("_id", 1),)
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, scope: AccessScope) -> None:
         self.db = db
         self.collection = db[self.collection_name]
+        self.scope = scope
+
+    async def _scoped(self, filter: Document) -> Document:
+        """`filter` narrowed to the records the caller may see (auth/policy.py ROW_SCOPES)."""
+        scope = await self.scope.mongo_filter(self.collection_name)
+        if not scope:
+            return filter
+        return {"$and": [filter, scope]} if filter else scope
 
     async def get_many(self, *, ids: Sequence[ObjectId]) -> list[Document | None]:
         unique = list(set(ids))
         # One batch larger than any possible answer, so the server closes the cursor in
         # its first reply: no getMore, whatever the number of keys.
-        cursor = self.collection.find({"_id": {"$in": unique}}).batch_size(len(unique) + 1)
+        query = await self._scoped({"_id": {"$in": unique}})
+        cursor = self.collection.find(query).batch_size(len(unique) + 1)
         documents = await cursor.to_list()
         by_id = {document["_id"]: document for document in documents}
         return [by_id.get(id_) for id_ in ids]
 
     async def get(self, *, id: ObjectId, session: AsyncClientSession | None = None) -> Document:
-        document = await self.collection.find_one({"_id": id}, session=session)
+        document = await self.collection.find_one(await self._scoped({"_id": id}), session=session)
         if document is None:
             raise NotFound(self.entity, str(id))
         return document
@@ -69,6 +81,7 @@ class DocumentStore:
     ) -> Page[Document]:
         sort = list(sort or self.default_sort)
         query = {"$and": [filter, after_filter(request.after, sort)]} if request.after else filter
+        query = await self._scoped(query)
         cursor = self.collection.find(query).sort(sort).limit(request.first + 1)
         rows = await cursor.batch_size(request.first + 2).to_list()
         return build_page(rows, request, lambda row: sort_key(row, sort))
@@ -87,6 +100,7 @@ class DocumentStore:
         match: Document = {**filter, parent_field: {"$in": list(set(parent_ids))}}
         if request.after:
             match = {"$and": [match, after_filter(request.after, sort)]}
+        match = await self._scoped(match)
         pipeline = [
             {"$match": match},
             {"$sort": {parent_field: 1, **dict(sort)}},
@@ -108,7 +122,7 @@ class DocumentStore:
         }
 
     async def count(self, *, filter: Document) -> int:
-        return await self.collection.count_documents(filter)
+        return await self.collection.count_documents(await self._scoped(filter))
 
     async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
         now = utcnow()
@@ -126,7 +140,7 @@ class DocumentStore:
     ) -> Document | None:
         """Apply `changes` atomically; None when `expect` (extra filter) no longer holds."""
         document = await self.collection.find_one_and_update(
-            {"_id": id, **(expect or {})},
+            await self._scoped({"_id": id, **(expect or {})}),
             {"$set": {**changes, "updatedAt": utcnow()}},
             return_document=ReturnDocument.AFTER,
             session=session,
@@ -136,7 +150,9 @@ class DocumentStore:
         return document
 
     async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None):
-        document = await self.collection.find_one_and_delete({"_id": id}, session=session)
+        document = await self.collection.find_one_and_delete(
+            await self._scoped({"_id": id}), session=session
+        )
         if document is None:
             raise NotFound(self.entity, str(id))
         return document

@@ -56,6 +56,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("doctorId", ASCENDING), ("slot", ASCENDING)], name="doctor_slot", unique=True),
         IndexModel([("appointmentId", ASCENDING)], name="appointment"),
     ],
+    "users": [
+        IndexModel([("email", ASCENDING)], name="email", unique=True),
+    ],
+    "refresh_tokens": [
+        IndexModel([("family", ASCENDING)], name="family"),
+        IndexModel([("userId", ASCENDING)], name="user"),
+        # Expired refresh tokens are useless: let the server delete them.
+        IndexModel([("expiresAt", ASCENDING)], name="expiry", expireAfterSeconds=0),
+    ],
     "prescriptions": [
         IndexModel([("patientId", ASCENDING), ("startDate", DESCENDING)], name="patient"),
         IndexModel([("doctorId", ASCENDING), ("startDate", DESCENDING)], name="doctor"),

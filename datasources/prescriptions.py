@@ -20,6 +20,7 @@ class PrescriptionStore(DocumentStore):
         return prescription_filter(**criteria)
 
     async def exists_for(self, *, field: str, id: ObjectId) -> bool:
+        # Unscoped on purpose: "may this record be deleted?" must see every dependant.
         return await self.collection.find_one({field: id}, projection={"_id": 1}) is not None
 
 

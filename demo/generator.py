@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from bson import ObjectId
 from tqdm import tqdm
@@ -21,6 +22,7 @@ from datasources.appointments import CANCELLED, COMPLETED, SCHEDULED, slots
 from datasources.billing_tables import bills
 from datasources.people import with_name_index
 from demo import catalogue
+from demo.accounts import create_demo_accounts
 from runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -307,6 +309,7 @@ async def load_demo_data(
     size: str = "default",
     anchor: date | None = None,
     progress: bool = True,
+    accounts_dir: Path | None = None,
 ) -> dict[str, int]:
     generator = DemoGenerator(seed=seed, size=SIZES[size], anchor=anchor or default_anchor())
     doctors = generator.doctors()
@@ -337,6 +340,8 @@ async def load_demo_data(
             async with services.engine.begin() as connection:
                 await connection.execute(bills.insert(), batch)
             bar.update(len(batch))
+    if accounts_dir is not None:
+        await create_demo_accounts(services, appointments=appointments, data_dir=accounts_dir)
     counts = {name: len(items) for name, items in plan} | {"bills": len(bill_rows)}
     log.info("demo data loaded: %s", counts)
     return counts
@@ -348,5 +353,5 @@ async def load_demo_data_if_empty(services: Services, *, seed: int, size: str) -
         return False
     if await services.data_sources().billing.count() > 0:
         return False
-    await load_demo_data(services, seed=seed, size=size)
+    await load_demo_data(services, seed=seed, size=size, accounts_dir=services.settings.data_dir)
     return True

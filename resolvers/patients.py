@@ -15,6 +15,7 @@ from resolvers.common import (
     page_request,
     search_text,
 )
+from resolvers.guards import require_allowed_inputs
 from schema import appointment as appointment_types
 from schema import bill as bill_types
 from schema import enums
@@ -115,6 +116,7 @@ async def resolve_update_patient(
 ) -> types.Patient:
     store = info.context.sources.patients
     object_id, changes = parse_id(id), input.to_changes()
+    require_allowed_inputs(info, "updatePatient", changes)
     document = await (
         store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
     )

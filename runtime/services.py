@@ -16,9 +16,11 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
 from datasources.cache import create_redis
 from datasources.mongo import create_client, ensure_indexes
+from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
 from runtime.embedded_mongo import EmbeddedMongo
 from settings import Settings
@@ -33,6 +35,7 @@ class Services:
     db: AsyncDatabase
     engine: AsyncEngine
     redis: redis.Redis
+    tokens: TokenService
     embedded_mongo: EmbeddedMongo | None = None
 
     @classmethod
@@ -54,10 +57,11 @@ class Services:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
             raise
-        return cls(settings, client, db, engine, create_redis(settings.redis_url), embedded)
+        tokens = TokenService(settings, load_signing_key(settings))
+        return cls(settings, client, db, engine, create_redis(settings.redis_url), tokens, embedded)
 
-    def data_sources(self) -> DataSources:
-        return DataSources.build(self.db, self.engine)
+    def data_sources(self, scope: AccessScope | None = None) -> DataSources:
+        return DataSources.build(self.db, self.engine, scope or AccessScope.system())
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -4,28 +4,110 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.permission import PermissionExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.private import is_private
+from strawberry.utils.str_converters import to_camel_case
 
+from auth.permissions import HasRole
+from auth.policy import ALLOWED_BEFORE_MFA, field_readers, type_readers
 from errors import CareGraphError
-from schema.appointment import AppointmentMutations, AppointmentQueries
-from schema.bill import BillMutations, BillQueries
-from schema.doctor import DoctorMutations, DoctorQueries
-from schema.patient import PatientMutations, PatientQueries
-from schema.prescription import PrescriptionMutations, PrescriptionQueries
+from schema.account import (
+    AccountMutations,
+    AccountQueries,
+    AuthPayload,
+    MfaEnrollment,
+    MfaRequired,
+    RecoveryCodes,
+    User,
+)
+from schema.appointment import (
+    Appointment,
+    AppointmentMutations,
+    AppointmentQueries,
+    DoctorUnavailable,
+    InvalidStatusTransition,
+)
+from schema.bill import Bill, BillMutations, BillQueries
+from schema.doctor import AvailabilityWindow, Doctor, DoctorMutations, DoctorQueries
+from schema.patient import Address, Contact, Patient, PatientMutations, PatientQueries
+from schema.prescription import Dosage, Prescription, PrescriptionMutations, PrescriptionQueries
 from schema.scalars import SCALAR_MAP
 
 
 @strawberry.type
-class Query(PatientQueries, DoctorQueries, AppointmentQueries, PrescriptionQueries, BillQueries):
+class Query(
+    AccountQueries,
+    PatientQueries,
+    DoctorQueries,
+    AppointmentQueries,
+    PrescriptionQueries,
+    BillQueries,
+):
     pass
 
 
 @strawberry.type
 class Mutation(
-    PatientMutations, DoctorMutations, AppointmentMutations, PrescriptionMutations, BillMutations
+    AccountMutations,
+    PatientMutations,
+    DoctorMutations,
+    AppointmentMutations,
+    PrescriptionMutations,
+    BillMutations,
 ):
     pass
+
+
+ROOT_TYPES = ("Query", "Mutation")
+POLICED_TYPES = (
+    Query,
+    Mutation,
+    Patient,
+    Contact,
+    Address,
+    Doctor,
+    AvailabilityWindow,
+    Appointment,
+    Prescription,
+    Dosage,
+    Bill,
+    DoctorUnavailable,
+    InvalidStatusTransition,
+    User,
+    AuthPayload,
+    MfaRequired,
+    MfaEnrollment,
+    RecoveryCodes,
+)
+
+
+def _graphql_name(field) -> str:
+    return field.graphql_name or to_camel_case(field.python_name)
+
+
+def apply_access_policy(object_types) -> None:
+    """Attach a role check to every root field and to every field whose readers are
+    narrower than its type's (auth/policy.py). Fields readable by everyone who can hold
+    the object need no per-field check: the field that returned the object checked."""
+    for object_type in object_types:
+        definition = object_type.__strawberry_definition__
+        for field in definition.fields:
+            if is_private(field.type):
+                continue
+            name = _graphql_name(field)
+            roles = field_readers(definition.name, name)
+            if definition.name not in ROOT_TYPES and roles == type_readers(definition.name):
+                continue
+            permission = HasRole(
+                roles,
+                where=f"{definition.name}.{name}",
+                allow_before_mfa=name in ALLOWED_BEFORE_MFA,
+            )
+            field.extensions.append(
+                PermissionExtension(permissions=[permission], use_directives=False)
+            )
 
 
 class CareGraphSchema(strawberry.Schema):
@@ -45,6 +127,7 @@ class CareGraphSchema(strawberry.Schema):
 
 
 def build_schema() -> CareGraphSchema:
+    apply_access_policy(POLICED_TYPES)
     return CareGraphSchema(
         query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALAR_MAP)
     )

@@ -147,27 +147,31 @@ AppointmentStatusResult = Annotated[
 @strawberry.type
 class AppointmentQueries:
     appointment: Appointment | None = strawberry.field(resolver=resolve.resolve_appointment)
-    appointments: Connection[Appointment] = strawberry.field(resolver=resolve.resolve_appointments)
+    appointments: Connection[Appointment] | None = strawberry.field(
+        resolver=resolve.resolve_appointments
+    )
 
 
 @strawberry.type
 class AppointmentMutations:
-    create_appointment: BookAppointmentResult = strawberry.field(
+    create_appointment: BookAppointmentResult | None = strawberry.field(
         resolver=resolve.resolve_create_appointment,
         description="Books a time with a doctor. Overlapping bookings are impossible: the "
         "database refuses the second one, even when both arrive at once.",
     )
-    update_appointment: Appointment = strawberry.field(resolver=resolve.resolve_update_appointment)
-    reschedule_appointment: RescheduleAppointmentResult = strawberry.field(
+    update_appointment: Appointment | None = strawberry.field(
+        resolver=resolve.resolve_update_appointment
+    )
+    reschedule_appointment: RescheduleAppointmentResult | None = strawberry.field(
         resolver=resolve.resolve_reschedule_appointment
     )
-    cancel_appointment: AppointmentStatusResult = strawberry.field(
+    cancel_appointment: AppointmentStatusResult | None = strawberry.field(
         resolver=resolve.resolve_cancel_appointment
     )
-    complete_appointment: AppointmentStatusResult = strawberry.field(
+    complete_appointment: AppointmentStatusResult | None = strawberry.field(
         resolver=resolve.resolve_complete_appointment
     )
-    delete_appointment: strawberry.ID = strawberry.field(
+    delete_appointment: strawberry.ID | None = strawberry.field(
         resolver=resolve.resolve_delete_appointment,
         description="Removes a booking made in error. Refused (CONFLICT) once it is billed.",
     )

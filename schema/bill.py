@@ -88,14 +88,14 @@ class UpdateBillInput:
 @strawberry.type
 class BillQueries:
     bill: Bill | None = strawberry.field(resolver=resolve.resolve_bill)
-    bills: Connection[Bill] = strawberry.field(resolver=resolve.resolve_bills)
+    bills: Connection[Bill] | None = strawberry.field(resolver=resolve.resolve_bills)
 
 
 @strawberry.type
 class BillMutations:
-    create_bill: Bill = strawberry.field(resolver=resolve.resolve_create_bill)
-    update_bill: Bill = strawberry.field(resolver=resolve.resolve_update_bill)
-    delete_bill: strawberry.ID = strawberry.field(
+    create_bill: Bill | None = strawberry.field(resolver=resolve.resolve_create_bill)
+    update_bill: Bill | None = strawberry.field(resolver=resolve.resolve_update_bill)
+    delete_bill: strawberry.ID | None = strawberry.field(
         resolver=resolve.resolve_delete_bill,
         description="Only an unpaid bill can be deleted (CONFLICT otherwise).",
     )

@@ -82,9 +82,9 @@ class Doctor:
     def name(self) -> str:
         return f"{self.given_name} {self.family_name}"
 
-    appointments: Connection[Annotated[Appointment, strawberry.lazy("schema.appointment")]] = (
-        strawberry.field(resolver=resolve.resolve_doctor_appointments)
-    )
+    appointments: (
+        Connection[Annotated[Appointment, strawberry.lazy("schema.appointment")]] | None
+    ) = strawberry.field(resolver=resolve.resolve_doctor_appointments)
 
     @classmethod
     def from_document(cls, document: Document) -> Doctor:
@@ -161,17 +161,17 @@ class UpdateDoctorInput:
 @strawberry.type
 class DoctorQueries:
     doctor: Doctor | None = strawberry.field(resolver=resolve.resolve_doctor)
-    doctors: Connection[Doctor] = strawberry.field(resolver=resolve.resolve_doctors)
+    doctors: Connection[Doctor] | None = strawberry.field(resolver=resolve.resolve_doctors)
 
 
 @strawberry.type
 class DoctorMutations:
-    create_doctor: Doctor = strawberry.field(resolver=resolve.resolve_create_doctor)
-    update_doctor: Doctor = strawberry.field(
+    create_doctor: Doctor | None = strawberry.field(resolver=resolve.resolve_create_doctor)
+    update_doctor: Doctor | None = strawberry.field(
         resolver=resolve.resolve_update_doctor,
         description="Availability changes apply to new bookings; booked appointments stay.",
     )
-    delete_doctor: strawberry.ID = strawberry.field(
+    delete_doctor: strawberry.ID | None = strawberry.field(
         resolver=resolve.resolve_delete_doctor,
         description="Refused (CONFLICT) while the doctor has appointments or prescriptions.",
     )

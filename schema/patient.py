@@ -43,7 +43,9 @@ class Patient:
     family_name: str
     birth_date: date
     sex: Sex
-    contact: Contact
+    contact: Contact | None = strawberry.field(
+        description="Not shown to pharmacists (null with a FORBIDDEN error)."
+    )
     conditions: list[str] = strawberry.field(description="Diagnosed conditions (diseases).")
     allergies: list[str]
     user_id: strawberry.ID | None
@@ -61,13 +63,13 @@ class Patient:
         born = self.birth_date
         return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
-    appointments: Connection[Annotated[Appointment, strawberry.lazy("schema.appointment")]] = (
-        strawberry.field(resolver=resolve.resolve_patient_appointments)
-    )
+    appointments: (
+        Connection[Annotated[Appointment, strawberry.lazy("schema.appointment")]] | None
+    ) = strawberry.field(resolver=resolve.resolve_patient_appointments)
     prescriptions: Connection[Annotated[Prescription, strawberry.lazy("schema.prescription")]] = (
         strawberry.field(resolver=resolve.resolve_patient_prescriptions)
     )
-    bills: Connection[Annotated[Bill, strawberry.lazy("schema.bill")]] = strawberry.field(
+    bills: Connection[Annotated[Bill, strawberry.lazy("schema.bill")]] | None = strawberry.field(
         resolver=resolve.resolve_patient_bills
     )
 
@@ -216,14 +218,14 @@ class UpdatePatientInput:
 @strawberry.type
 class PatientQueries:
     patient: Patient | None = strawberry.field(resolver=resolve.resolve_patient)
-    patients: Connection[Patient] = strawberry.field(resolver=resolve.resolve_patients)
+    patients: Connection[Patient] | None = strawberry.field(resolver=resolve.resolve_patients)
 
 
 @strawberry.type
 class PatientMutations:
-    create_patient: Patient = strawberry.field(resolver=resolve.resolve_create_patient)
-    update_patient: Patient = strawberry.field(resolver=resolve.resolve_update_patient)
-    delete_patient: strawberry.ID = strawberry.field(
+    create_patient: Patient | None = strawberry.field(resolver=resolve.resolve_create_patient)
+    update_patient: Patient | None = strawberry.field(resolver=resolve.resolve_update_patient)
+    delete_patient: strawberry.ID | None = strawberry.field(
         resolver=resolve.resolve_delete_patient,
         description="Refused (CONFLICT) while the patient has appointments, prescriptions "
         "or bills: medical and billing records are never deleted as a side effect.",

@@ -152,19 +152,19 @@ class UpdatePrescriptionInput:
 @strawberry.type
 class PrescriptionQueries:
     prescription: Prescription | None = strawberry.field(resolver=resolve.resolve_prescription)
-    prescriptions: Connection[Prescription] = strawberry.field(
+    prescriptions: Connection[Prescription] | None = strawberry.field(
         resolver=resolve.resolve_prescriptions
     )
 
 
 @strawberry.type
 class PrescriptionMutations:
-    create_prescription: Prescription = strawberry.field(
+    create_prescription: Prescription | None = strawberry.field(
         resolver=resolve.resolve_create_prescription
     )
-    update_prescription: Prescription = strawberry.field(
+    update_prescription: Prescription | None = strawberry.field(
         resolver=resolve.resolve_update_prescription
     )
-    delete_prescription: strawberry.ID = strawberry.field(
+    delete_prescription: strawberry.ID | None = strawberry.field(
         resolver=resolve.resolve_delete_prescription
     )

@@ -21,7 +21,13 @@ import redis
 from app import create_app
 from runtime.embedded_mongo import EmbeddedMongo
 from settings import Settings
-from tests.support import GraphQLClient, MongoCommandCounter, SqlStatementCounter
+from auth.roles import Role
+from tests.support import (
+    GraphQLClient,
+    MongoCommandCounter,
+    SqlStatementCounter,
+    issue_token,
+)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CAREGRAPH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
@@ -102,6 +108,8 @@ def settings(mongo_uri: str, billing_url: str, tmp_path) -> Settings:
         database_url=billing_url,
         redis_url=None,
         demo_data=False,
+        jwt_secret="test-signing-key-" + "x" * 32,
+        bcrypt_rounds=4,  # the cheapest cost: tests check behaviour, not hashing strength
     )
 
 
@@ -131,11 +139,26 @@ def sql_counter(services) -> SqlStatementCounter:
     return counter
 
 
-@pytest.fixture
-async def client(app) -> AsyncIterator[GraphQLClient]:
+@asynccontextmanager
+async def http_client(app, token: str | None = None) -> AsyncIterator[GraphQLClient]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                 headers=headers) as http:
         yield GraphQLClient(http)
+
+
+@pytest.fixture
+async def client(app, services) -> AsyncIterator[GraphQLClient]:
+    """A client signed in as an administrator (second factor done)."""
+    async with http_client(app, await issue_token(services, Role.ADMIN)) as signed_in:
+        yield signed_in
+
+
+@pytest.fixture
+async def anonymous(app) -> AsyncIterator[GraphQLClient]:
+    async with http_client(app) as client:
+        yield client
 
 
 @pytest.fixture

@@ -29,10 +29,12 @@ DATA_COMMANDS = {
 class MongoCommandCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.collections: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in DATA_COMMANDS:
             self.commands.append(event.command_name)
+            self.collections.append(str(event.command.get(event.command_name)))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -42,6 +44,7 @@ class MongoCommandCounter(monitoring.CommandListener):
 
     def reset(self) -> None:
         self.commands.clear()
+        self.collections.clear()
 
 
 @dataclass
@@ -79,3 +82,19 @@ class GraphQLClient:
         body = await self.post(query, variables)
         assert body.get("errors"), body
         return body["errors"][0]
+
+
+async def issue_token(services, role, *, patient_id=None, doctor_id=None, mfa=True) -> str:
+    """An account of `role` (linked to a patient or doctor record) and an access token
+    for it, made directly: tests of other features need a caller, not a login flow."""
+    import uuid
+
+    from datasources.scope import AccessScope
+    from datasources.users import UserStore
+
+    users = UserStore(services.db, AccessScope.system())
+    user = await users.create(
+        email=f"{role.value.lower()}-{uuid.uuid4().hex[:8]}@test.invalid",
+        password_hash="!unusable", role=role.value, patient_id=patient_id, doctor_id=doctor_id)
+    return services.tokens.issue_access(user_id=str(user["_id"]), role=role.value,
+                                        version=user["tokenVersion"], mfa=mfa).token

@@ -3,6 +3,7 @@ stops cleanly on Ctrl-C (no orphan database process) and keeps its data."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,10 +14,19 @@ import time
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 CAREGRAPH = str(Path(sys.executable).with_name("caregraph"))
 START_TIMEOUT_S = 90
+LOGIN = """mutation($email: String!, $password: String!, $totp: String) {
+  login(email: $email, password: $password, totpCode: $totp) {
+    __typename ... on AuthPayload { accessToken } } }"""
+
+
+def demo_admin(data_dir: Path) -> dict:
+    logins = json.loads((data_dir / "demo-logins.json").read_text())
+    return next(login for login in logins if login["role"] == "ADMIN")
 
 
 def _free_port() -> int:
@@ -52,6 +62,7 @@ class Server:
                 [CAREGRAPH, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token: str | None = None
 
     def wait_until_healthy(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -66,9 +77,25 @@ class Server:
         self.stop()
         pytest.fail(f"server did not become healthy:\n{self.log.read_text()}")
 
+    def sign_in_as_demo_admin(self, data_dir: Path) -> None:
+        """Log in the way the printed instructions say: password, then a second factor."""
+        admin = demo_admin(data_dir)
+        self.token = None
+        first = self.query(LOGIN, {"email": admin["email"], "password": admin["password"]})
+        assert first["login"]["__typename"] == "MfaRequired"
+        code = pyotp.TOTP(admin["totpSecret"]).now()
+        second = self.query(
+            LOGIN, {"email": admin["email"], "password": admin["password"], "totp": code}
+        )
+        self.token = second["login"]["accessToken"]
+
     def query(self, query: str, variables: dict | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         response = httpx.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+            f"{self.url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+            timeout=30,
         )
         body = response.json()
         assert "errors" not in body, body
@@ -91,6 +118,7 @@ class Server:
 def test_serve_starts_answers_stops_cleanly_and_keeps_data(tmp_path):
     server = Server(tmp_path)
     server.wait_until_healthy()
+    server.sign_in_as_demo_admin(tmp_path)
     page = server.query("{ appointments(first: 3) { nodes { patient { name } doctor { name } } } }")
     assert len(page["appointments"]["nodes"]) == 3
     created = server.query(
@@ -110,6 +138,20 @@ def test_serve_starts_answers_stops_cleanly_and_keeps_data(tmp_path):
     again = Server(tmp_path)
     again.wait_until_healthy()
     try:
+        assert "Demo logins" in again.log.read_text()
+        # The first TOTP code may still be current: a recovery code signs in once instead.
+        again.token = None
+        admin = next(
+            login
+            for login in json.loads((tmp_path / "demo-logins.json").read_text())
+            if login["role"] == "ADMIN"
+        )
+        signed_in = again.query(
+            "mutation($e: String!, $p: String!, $r: String!) { login(email: $e, password: $p, "
+            "recoveryCode: $r) { ... on AuthPayload { accessToken } } }",
+            {"e": admin["email"], "p": admin["password"], "r": admin["recoveryCodes"][0]},
+        )
+        again.token = signed_in["login"]["accessToken"]
         kept = again.query("query($id: ID!) { patient(id: $id) { name } }", {"id": created["id"]})
         assert kept["patient"]["name"] == "Kept Across Restarts"
         # Demo data is loaded on the first start only.

@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from datasources.pagination import PageRequest
 from datasources.people import DoctorStore, PatientStore, with_name_index
+from datasources.scope import AccessScope
 from datasources.search import name_filter
 
 
@@ -35,7 +36,7 @@ async def test_first_n_per_parent_after_sort(db):
     await db.appointments.insert_many(documents)
     from datasources.appointments import AppointmentStore
 
-    pages = await AppointmentStore(db).pages_by_parent(
+    pages = await AppointmentStore(db, AccessScope.system()).pages_by_parent(
         parent_field="patientId", parent_ids=parents, filter={}, request=PageRequest(first=4)
     )
     for parent in parents:

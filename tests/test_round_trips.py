@@ -33,8 +33,10 @@ async def test_reference_query_costs_the_same_for_5_and_200_items(
     large = await _round_trips(client, mongo_counter, sql_counter, REFERENCE, 200)
     assert len(large[2]["appointments"]["nodes"]) == 200
     assert small[:2] == large[:2]
-    # appointments, patients ($in), doctors ($in), bills (IN): four in all.
-    assert small[0] + small[1] <= 4, (mongo_counter.commands, sql_counter.statements)
+    # The caller's account (revocation check, once per request), then appointments,
+    # patients ($in), doctors ($in) and bills (IN): four for the data, five in all.
+    assert small[0] + small[1] <= 5, (mongo_counter.commands, sql_counter.statements)
+    assert mongo_counter.collections.count("users") == 1
 
 
 async def test_nested_lists_cost_the_same_for_5_and_40_parents(

@@ -1,0 +1,43 @@
+"""Authentication happens once per request, before the context is built: the bearer
+token is verified and checked against the account's current state."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from auth.roles import Principal, Role
+from auth.tokens import ACCESS, InvalidToken, TokenService
+from datasources.users import UserStore
+
+_STATE = {"role": 1, "disabled": 1, "tokenVersion": 1, "patientId": 1, "doctorId": 1}
+
+
+async def authenticate(
+    authorization: str | None, *, tokens: TokenService, users: UserStore
+) -> tuple[Principal | None, str | None]:
+    """(principal, None) for a valid token; (None, why) otherwise; (None, None) if none."""
+    if not authorization:
+        return None, None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, "Authorization must be 'Bearer <access token>'"
+    try:
+        claims = tokens.decode(token.strip(), expected_type=ACCESS)
+        user_id = ObjectId(claims["sub"])
+    except InvalidToken as error:
+        return None, str(error)
+    except (InvalidId, TypeError):
+        return None, "invalid token"
+    # One indexed read per request: revocation (logout, password or role change,
+    # disabling) takes effect at once instead of when the token expires.
+    user = await users.collection.find_one({"_id": user_id}, projection=_STATE)
+    if user is None or user["disabled"] or user["tokenVersion"] != claims.get("ver"):
+        return None, "token revoked"
+    return Principal(
+        user_id=user_id,
+        role=Role(user["role"]),
+        patient_id=user.get("patientId"),
+        doctor_id=user.get("doctorId"),
+        mfa_verified=bool(claims.get("mfa")),
+    ), None

@@ -1,0 +1,40 @@
+"""TOTP second factor (RFC 6238, via pyotp) and one-time recovery codes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import pyotp
+
+ISSUER = "CareGraph"
+RECOVERY_CODES = 10
+
+
+def new_secret() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(secret: str, email: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
+
+
+def verify_code(secret: str, code: str) -> bool:
+    # One step of clock drift either way, as authenticator apps expect.
+    return pyotp.TOTP(secret).verify(code.strip(), valid_window=1)
+
+
+def new_recovery_codes() -> tuple[list[str], list[str]]:
+    """Codes to show once, and the hashes to store."""
+    codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODES)]
+    return codes, [hash_recovery_code(code) for code in codes]
+
+
+def hash_recovery_code(code: str) -> str:
+    return hashlib.sha256(code.strip().lower().encode()).hexdigest()
+
+
+def matching_recovery_hash(code: str, stored: list[str]) -> str | None:
+    candidate = hash_recovery_code(code)
+    return next((h for h in stored if hmac.compare_digest(h, candidate)), None)

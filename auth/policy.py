@@ -1,0 +1,200 @@
+"""The access policy, as data: who may read every type and field, who may call every
+root field, and which records each role sees (enforced in datasources/scope.py).
+
+Reading the table: TYPE_READERS says which roles may hold an object of a type at all;
+FIELDS lists every field of every type with the roles that may read it (a subset of the
+type's readers; narrower entries are enforced by a permission on that field). Which
+*records* a role sees is ROW_SCOPES. tests/test_policy.py fails for any schema field this
+table does not cover, and checks every field for every role over HTTP.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from auth.roles import Role
+
+PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN = (
+    Role.PATIENT,
+    Role.DOCTOR,
+    Role.PHARMACIST,
+    Role.ANALYST,
+    Role.ADMIN,
+)
+
+
+class Anyone(Enum):
+    """Root fields open to unauthenticated callers (login, register, token refresh)."""
+
+    PUBLIC = "PUBLIC"
+
+
+PUBLIC = Anyone.PUBLIC
+Roles = frozenset[Role]
+AUTHENTICATED: Roles = frozenset(Role)
+CARE_TEAM: Roles = frozenset({ADMIN, PATIENT, DOCTOR})
+CLINICAL_READERS: Roles = frozenset({ADMIN, PATIENT, DOCTOR, PHARMACIST})
+BILLING: Roles = frozenset({ADMIN, PATIENT})
+ADMIN_ONLY: Roles = frozenset({ADMIN})
+
+
+class Scope(Enum):
+    ALL = "every record"
+    OWN = "only the caller's own records (their patient record and what hangs off it)"
+    OWN_SCHEDULE = "only appointments with the calling doctor"
+    CARE_RELATIONSHIP = "only patients the doctor has an appointment or prescription with"
+
+
+# Which records each role sees, per collection; a role not listed sees none.
+ROW_SCOPES: dict[str, dict[Role, Scope]] = {
+    "patients": {
+        ADMIN: Scope.ALL,
+        PHARMACIST: Scope.ALL,
+        DOCTOR: Scope.CARE_RELATIONSHIP,
+        PATIENT: Scope.OWN,
+    },
+    "doctors": {ADMIN: Scope.ALL, PHARMACIST: Scope.ALL, DOCTOR: Scope.ALL, PATIENT: Scope.ALL},
+    "appointments": {ADMIN: Scope.ALL, DOCTOR: Scope.OWN_SCHEDULE, PATIENT: Scope.OWN},
+    "prescriptions": {
+        ADMIN: Scope.ALL,
+        PHARMACIST: Scope.ALL,
+        DOCTOR: Scope.CARE_RELATIONSHIP,
+        PATIENT: Scope.OWN,
+    },
+    "bills": {ADMIN: Scope.ALL, PATIENT: Scope.OWN},
+}
+
+
+def _fields(roles, names: str) -> dict[str, object]:
+    return dict.fromkeys(names.split(), roles)
+
+
+TYPE_READERS: dict[str, Roles | Anyone] = {
+    "Patient": CLINICAL_READERS,
+    "Contact": CARE_TEAM,
+    "Address": CARE_TEAM,
+    "Doctor": CLINICAL_READERS,
+    "AvailabilityWindow": CLINICAL_READERS,
+    "Appointment": CARE_TEAM,
+    "Prescription": CLINICAL_READERS,
+    "Dosage": CLINICAL_READERS,
+    "Bill": BILLING,
+    "DoctorUnavailable": CARE_TEAM,
+    "InvalidStatusTransition": CARE_TEAM,
+    "PageInfo": AUTHENTICATED,
+    # Returned to the caller about themself (login, me) or to an admin.
+    "User": PUBLIC,
+    "AuthPayload": PUBLIC,
+    "MfaRequired": PUBLIC,
+    "MfaEnrollment": AUTHENTICATED,
+    "RecoveryCodes": AUTHENTICATED,
+}
+
+FIELDS: dict[str, dict[str, Roles | Anyone]] = {
+    "Query": {
+        **_fields(CLINICAL_READERS, "patient patients prescription prescriptions doctor doctors"),
+        **_fields(CARE_TEAM, "appointment appointments"),
+        **_fields(BILLING, "bill bills"),
+        "me": AUTHENTICATED,
+        "users": ADMIN_ONLY,
+    },
+    "Mutation": {
+        **_fields(PUBLIC, "register login refreshToken"),
+        **_fields(AUTHENTICATED, "logout changePassword enrollMfa confirmMfa"),
+        **_fields(
+            ADMIN_ONLY,
+            "createUser disableUser resetMfa changeUserRole "
+            "createPatient deletePatient createDoctor deleteDoctor "
+            "deleteAppointment deletePrescription "
+            "createBill updateBill deleteBill",
+        ),
+        # Which fields each role may change is INPUT_FIELDS below.
+        "updatePatient": CARE_TEAM,
+        "updateDoctor": frozenset({ADMIN, DOCTOR}),
+        **_fields(
+            CARE_TEAM, "createAppointment updateAppointment rescheduleAppointment cancelAppointment"
+        ),
+        "completeAppointment": frozenset({ADMIN, DOCTOR}),
+        **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription"),
+    },
+    "Patient": {
+        **_fields(
+            CLINICAL_READERS,
+            "id name givenName familyName birthDate age sex conditions allergies "
+            "prescriptions createdAt updatedAt",
+        ),
+        # Pharmacists check prescriptions: no contact details, visits or billing.
+        **_fields(CARE_TEAM, "contact appointments"),
+        "bills": BILLING,
+        "userId": ADMIN_ONLY,
+    },
+    "Contact": _fields(CARE_TEAM, "phone email address"),
+    "Address": _fields(CARE_TEAM, "line1 line2 city postalCode country"),
+    "Doctor": {
+        **_fields(
+            CLINICAL_READERS,
+            "id name givenName familyName specialty availability "
+            "acceptingNewPatients createdAt updatedAt",
+        ),
+        "appointments": CARE_TEAM,
+        "userId": ADMIN_ONLY,
+    },
+    "AvailabilityWindow": _fields(CLINICAL_READERS, "dayOfWeek startTime endTime"),
+    "Appointment": {
+        **_fields(
+            CARE_TEAM,
+            "id start durationMinutes end reason status cancellationReason "
+            "cancelledAt completedAt createdAt updatedAt patient doctor",
+        ),
+        # Doctors see no billing amounts.
+        "bill": BILLING,
+    },
+    "Prescription": _fields(
+        CLINICAL_READERS,
+        "id drug dosage frequency startDate endDate cost status createdAt updatedAt patient doctor",
+    ),
+    "Dosage": _fields(CLINICAL_READERS, "value unit"),
+    "Bill": _fields(BILLING, "id disease totalCost createdAt paid paidAt patient appointment"),
+    "DoctorUnavailable": _fields(CARE_TEAM, "reason message"),
+    "InvalidStatusTransition": _fields(CARE_TEAM, "currentStatus requestedStatus message"),
+    "PageInfo": _fields(AUTHENTICATED, "hasNextPage endCursor"),
+    "User": _fields(PUBLIC, "id email role disabled mfaEnabled patientId doctorId createdAt"),
+    "AuthPayload": _fields(PUBLIC, "accessToken refreshToken expiresIn user"),
+    "MfaRequired": _fields(PUBLIC, "message"),
+    "MfaEnrollment": _fields(AUTHENTICATED, "secret provisioningUri"),
+    "RecoveryCodes": _fields(AUTHENTICATED, "codes"),
+}
+
+# An ADMIN who has not yet completed a second factor may only do these.
+ALLOWED_BEFORE_MFA = frozenset({"me", "logout", "changePassword", "enrollMfa", "confirmMfa"})
+
+# Which input fields each role may set in an update: the rest is refused (FORBIDDEN),
+# so no one changes what their job does not cover (a patient cannot edit diagnoses).
+INPUT_FIELDS: dict[str, dict[Role, frozenset[str] | None]] = {
+    "updatePatient": {
+        ADMIN: None,  # every field
+        DOCTOR: frozenset({"conditions", "allergies"}),
+        PATIENT: frozenset({"contact"}),
+    },
+    "updateDoctor": {ADMIN: None, DOCTOR: frozenset({"availability", "acceptingNewPatients"})},
+    "updateAppointment": {ADMIN: None, DOCTOR: None, PATIENT: None},
+    "updatePrescription": {ADMIN: None, DOCTOR: None},
+}
+
+_WRAPPER_SUFFIXES = ("Connection", "Edge")
+
+
+def type_readers(type_name: str) -> Roles | Anyone:
+    """Pagination wrappers (PatientConnection, PatientEdge) are read by their node's readers."""
+    for suffix in _WRAPPER_SUFFIXES:
+        if type_name.endswith(suffix) and type_name[: -len(suffix)] in TYPE_READERS:
+            return TYPE_READERS[type_name[: -len(suffix)]]
+    return TYPE_READERS[type_name]
+
+
+def field_readers(type_name: str, field_name: str) -> Roles | Anyone:
+    for suffix in _WRAPPER_SUFFIXES:
+        base = type_name[: -len(suffix)]
+        if type_name.endswith(suffix) and base in TYPE_READERS:
+            return TYPE_READERS[base]
+    return FIELDS[type_name][field_name]

@@ -1,0 +1,81 @@
+"""Object-level access, enforced where the data is read: every store adds the caller's
+scope to its queries, so no resolver (nested or not) can forget it. The rules are
+auth/policy.py's ROW_SCOPES; this module turns them into MongoDB filters and SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from auth.policy import ROW_SCOPES, Scope
+from auth.roles import Principal
+from datasources.billing_tables import bills
+
+# Matches no document: what a role without access to a collection sees.
+NOTHING: dict[str, Any] = {"_id": {"$in": []}}
+
+
+class AccessScope:
+    def __init__(
+        self,
+        principal: Principal | None,
+        db: AsyncDatabase | None = None,
+        *,
+        unrestricted: bool = False,
+    ) -> None:
+        self.principal, self.db, self.unrestricted = principal, db, unrestricted
+        self._related: asyncio.Task[list[ObjectId]] | None = None
+
+    @classmethod
+    def system(cls) -> AccessScope:
+        """For the service itself (start-up, demo data, account management)."""
+        return cls(None, unrestricted=True)
+
+    def rule(self, collection: str) -> Scope | None:
+        if self.unrestricted:
+            return Scope.ALL
+        role = self.principal.effective_role if self.principal else None
+        return ROW_SCOPES[collection].get(role) if role else None
+
+    async def mongo_filter(self, collection: str) -> dict[str, Any]:
+        rule = self.rule(collection)
+        if rule is Scope.ALL:
+            return {}
+        principal = self.principal
+        if rule is None or principal is None:
+            return NOTHING
+        own_field = "_id" if collection == "patients" else "patientId"
+        if rule is Scope.OWN:
+            return {own_field: principal.patient_id} if principal.patient_id else NOTHING
+        if rule is Scope.OWN_SCHEDULE:
+            return {"doctorId": principal.doctor_id} if principal.doctor_id else NOTHING
+        if rule is Scope.CARE_RELATIONSHIP:
+            return {own_field: {"$in": await self.related_patients()}}
+        raise AssertionError(f"unhandled scope {rule}")
+
+    def sql_condition(self) -> sa.ColumnElement[bool]:
+        rule = self.rule("bills")
+        if rule is Scope.ALL:
+            return sa.true()
+        if rule is Scope.OWN and self.principal and self.principal.patient_id:
+            return bills.c.patient_id == str(self.principal.patient_id)
+        return sa.false()
+
+    async def related_patients(self) -> list[ObjectId]:
+        """Patients the calling doctor has an appointment or prescription with; computed
+        once per request, however many resolvers ask."""
+        if self._related is None:
+            self._related = asyncio.ensure_future(self._load_related())
+        return await self._related
+
+    async def _load_related(self) -> list[ObjectId]:
+        doctor_id = self.principal.doctor_id if self.principal else None
+        if doctor_id is None or self.db is None:
+            return []
+        seen = await self.db["appointments"].distinct("patientId", {"doctorId": doctor_id})
+        prescribed = await self.db["prescriptions"].distinct("patientId", {"doctorId": doctor_id})
+        return sorted(set(seen) | set(prescribed))

@@ -1,0 +1,120 @@
+"""Accounts and refresh tokens.
+
+`tokenVersion` is the revocation switch: every access token carries the version it was
+issued under, and logout, a password or role change, disabling the account or resetting
+MFA increment it, so every outstanding token stops working at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from datasources.documents import Document, DocumentStore, utcnow
+from errors import Conflict, NotFound
+
+
+class UserStore(DocumentStore):
+    collection_name = "users"
+    entity = "User"
+    default_sort = (("email", 1), ("_id", 1))
+
+    @staticmethod
+    def search_filter(*, role: str | None = None, **_: Any) -> Document:
+        return {"role": role} if role else {}
+
+    async def by_email(self, *, email: str) -> Document | None:
+        return await self.collection.find_one({"email": email.strip().lower()})
+
+    async def create(
+        self,
+        *,
+        email: str,
+        password_hash: str,
+        role: str,
+        patient_id: ObjectId | None = None,
+        doctor_id: ObjectId | None = None,
+    ) -> Document:
+        try:
+            return await self.insert(
+                fields={
+                    "email": email.strip().lower(),
+                    "passwordHash": password_hash,
+                    "role": role,
+                    "patientId": patient_id,
+                    "doctorId": doctor_id,
+                    "disabled": False,
+                    "tokenVersion": 1,
+                    "mfa": None,
+                }
+            )
+        except DuplicateKeyError:
+            raise Conflict("an account with this email already exists", field="email") from None
+
+    async def change(self, *, id: ObjectId, changes: Document, revoke: bool) -> Document:
+        """Apply `changes`; with revoke, every token issued before now stops working."""
+        update: Document = {"$set": {**changes, "updatedAt": utcnow()}}
+        if revoke:
+            update["$inc"] = {"tokenVersion": 1}
+        document = await self.collection.find_one_and_update(
+            {"_id": id}, update, return_document=ReturnDocument.AFTER
+        )
+        if document is None:
+            raise NotFound("User", str(id))
+        return document
+
+    async def link_patient(self, *, id: ObjectId, patient_id: ObjectId) -> None:
+        await self.collection.update_one({"_id": id}, {"$set": {"patientId": patient_id}})
+
+
+class RefreshTokenStore:
+    """One document per refresh token; a login starts a family, each refresh adds one.
+
+    Using a token marks it used. Presenting a used token again means it was stolen or
+    replayed: the whole family is revoked, ending the session for thief and owner alike.
+    """
+
+    def __init__(self, db) -> None:
+        self.collection = db["refresh_tokens"]
+
+    async def record(
+        self, *, jti: str, user_id: ObjectId, family: str, expires_at: datetime
+    ) -> None:
+        await self.collection.insert_one(
+            {
+                "_id": jti,
+                "userId": user_id,
+                "family": family,
+                "expiresAt": expires_at,
+                "usedAt": None,
+                "revokedAt": None,
+            }
+        )
+
+    async def use(self, *, jti: str) -> str:
+        """Mark the token used. Returns 'ok', 'replayed' (family now revoked) or 'revoked'."""
+        now = utcnow()
+        used = await self.collection.find_one_and_update(
+            {"_id": jti, "usedAt": None, "revokedAt": None}, {"$set": {"usedAt": now}}
+        )
+        if used is not None:
+            return "ok"
+        existing = await self.collection.find_one({"_id": jti})
+        if existing is None or existing["revokedAt"] is not None:
+            return "revoked"
+        await self.revoke_family(family=existing["family"])
+        return "replayed"
+
+    async def revoke_family(self, *, family: str) -> None:
+        await self.collection.update_many(
+            {"family": family, "revokedAt": None}, {"$set": {"revokedAt": utcnow()}}
+        )
+
+    async def revoke_user(self, *, user_id: ObjectId) -> None:
+        await self.collection.update_many(
+            {"userId": user_id, "revokedAt": None}, {"$set": {"revokedAt": utcnow()}}
+        )

@@ -1,0 +1,122 @@
+"""Accounts: registration, login with rotating refresh tokens, MFA, admin management."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from auth.roles import Role as RoleValue
+from resolvers import accounts as resolve
+from schema.enums import Sex
+
+if TYPE_CHECKING:
+    from datasources.documents import Document
+
+Role = strawberry.enum(RoleValue, name="Role")
+
+
+@strawberry.type
+class User:
+    id: strawberry.ID
+    email: str
+    role: Role
+    disabled: bool
+    mfa_enabled: bool
+    patient_id: strawberry.ID | None
+    doctor_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def from_document(cls, document: Document) -> User:
+        mfa = document.get("mfa") or {}
+        return cls(
+            id=strawberry.ID(str(document["_id"])),
+            email=document["email"],
+            role=RoleValue(document["role"]),
+            disabled=document["disabled"],
+            mfa_enabled=bool(mfa.get("confirmed")),
+            patient_id=str(document["patientId"]) if document.get("patientId") else None,
+            doctor_id=str(document["doctorId"]) if document.get("doctorId") else None,
+            created_at=document["createdAt"],
+        )
+
+
+@strawberry.type(description="Send accessToken as `Authorization: Bearer <token>`.")
+class AuthPayload:
+    access_token: str
+    refresh_token: str
+    expires_in: int = strawberry.field(description="Seconds until accessToken expires.")
+    user: User
+
+
+@strawberry.type(
+    description="Password accepted; now send login again with totpCode or recoveryCode."
+)
+class MfaRequired:
+    message: str
+
+
+@strawberry.type
+class MfaEnrollment:
+    secret: str
+    provisioning_uri: str = strawberry.field(description="otpauth:// URI for a QR code.")
+
+
+@strawberry.type(description="Shown once: each code signs in once instead of a TOTP code.")
+class RecoveryCodes:
+    codes: list[str]
+
+
+LoginResult = Annotated[AuthPayload | MfaRequired, strawberry.union("LoginResult")]
+
+
+@strawberry.input
+class RegisterInput:
+    email: str
+    password: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: Sex
+
+
+@strawberry.input
+class CreateUserInput:
+    email: str
+    password: str
+    role: Role
+    patient_id: strawberry.ID | None = None
+    doctor_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class AccountQueries:
+    me: User | None = strawberry.field(resolver=resolve.resolve_me)
+    users: list[User] | None = strawberry.field(resolver=resolve.resolve_users)
+
+
+@strawberry.type
+class AccountMutations:
+    register: AuthPayload | None = strawberry.field(
+        resolver=resolve.resolve_register,
+        description="Patients create their own account and patient record.",
+    )
+    login: LoginResult | None = strawberry.field(resolver=resolve.resolve_login)
+    refresh_token: AuthPayload | None = strawberry.field(
+        resolver=resolve.resolve_refresh_token,
+        description="Exchanges a refresh token for new tokens; each refresh token works "
+        "once, and reusing one ends the whole session.",
+    )
+    logout: bool | None = strawberry.field(
+        resolver=resolve.resolve_logout,
+        description="Ends every session of the account: all its tokens stop working.",
+    )
+    change_password: bool | None = strawberry.field(resolver=resolve.resolve_change_password)
+    enroll_mfa: MfaEnrollment | None = strawberry.field(resolver=resolve.resolve_enroll_mfa)
+    confirm_mfa: RecoveryCodes | None = strawberry.field(resolver=resolve.resolve_confirm_mfa)
+    create_user: User | None = strawberry.field(resolver=resolve.resolve_create_user)
+    disable_user: User | None = strawberry.field(resolver=resolve.resolve_disable_user)
+    reset_mfa: User | None = strawberry.field(resolver=resolve.resolve_reset_mfa)
+    change_user_role: User | None = strawberry.field(resolver=resolve.resolve_change_user_role)
