@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -78,6 +79,14 @@ class CareGraphView(GraphQL):
         if result.extensions:
             response["extensions"] = result.extensions
         return response  # type: ignore[return-value]
+
+    def parse_json(self, data: str | bytes) -> object:
+        parsed = super().parse_json(data)
+        # Strawberry expects an object (or a batch list, refused later); a bare number,
+        # string or null would otherwise reach `.get` and become a 500.
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -49,7 +49,9 @@ def _request_error_code(message: str) -> str:
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     bad_value_markers = (
-        "got invalid value",
+        "got invalid value",  # graphql-core 3.2
+        "has invalid value",  # graphql-core 3.3
+        "does not exist in",  # unknown enum value
         "Expected value of type",
         "is not defined by type",
         "of required type",

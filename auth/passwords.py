@@ -71,7 +71,10 @@ def _hash(password: str, rounds: int) -> str:
 
 
 def _verify(password: str, hashed: str) -> bool:
-    return bcrypt.checkpw(_prehash(password), hashed.encode())
+    try:
+        return bcrypt.checkpw(_prehash(password), hashed.encode())
+    except ValueError:  # not a bcrypt hash (a locked or imported account): no match
+        return False
 
 
 async def hash_password(password: str, *, rounds: int = 12) -> str:

@@ -35,4 +35,4 @@ class HasRole(BasePermission):
         return role in self.roles
 
     def on_unauthorized(self) -> None:
-        raise Forbidden(f"your role may not read {self.where}")
+        raise Forbidden(f"your role may not use {self.where}", reason="ROLE")

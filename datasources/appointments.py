@@ -70,6 +70,7 @@ class AppointmentStore(DocumentStore):
     collection_name = "appointments"
     entity = "Appointment"
     default_sort = (("start", 1), ("_id", 1))
+    sort_types = (datetime, ObjectId)
 
     @property
     def slot_claims(self):

@@ -14,7 +14,7 @@ from datasources.billing_tables import bills
 from datasources.documents import utcnow
 from datasources.pagination import Page, PageRequest, build_page, decode_cursor
 from datasources.scope import AccessScope
-from errors import BadUserInput, Conflict, NotFound
+from errors import Conflict, NotFound
 
 Row = dict[str, Any]
 ORDER = (bills.c.created_at.desc(), bills.c.id.desc())
@@ -25,9 +25,7 @@ def _key(row: Row) -> list[Any]:
 
 
 def _after(cursor: str) -> sa.ColumnElement[bool]:
-    created_at, id_ = decode_cursor(cursor, length=2)
-    if not isinstance(created_at, datetime) or not isinstance(id_, int):
-        raise BadUserInput("after is not a valid cursor for this list", field="after")
+    created_at, id_ = decode_cursor(cursor, list_name="bills", types=(datetime, int))
     return sa.or_(
         bills.c.created_at < created_at,
         sa.and_(bills.c.created_at == created_at, bills.c.id < id_),
@@ -75,7 +73,7 @@ class BillingRepository:
             statement = statement.where(bills.c.paid == paid)
         if request.after:
             statement = statement.where(_after(request.after))
-        return build_page(await self._rows(statement), request, _key)
+        return build_page(await self._rows(statement), request, _key, list_name="bills")
 
     async def pages_by_patient(
         self, *, patient_ids: Sequence[str], request: PageRequest
@@ -97,7 +95,9 @@ class BillingRepository:
         for row in await self._rows(statement):
             rows_by_patient.setdefault(row["patient_id"], []).append(row)
         return {
-            patient_id: build_page(rows_by_patient.get(patient_id, []), request, _key)
+            patient_id: build_page(
+                rows_by_patient.get(patient_id, []), request, _key, list_name="bills"
+            )
             for patient_id in patient_ids
         }
 

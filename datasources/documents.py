@@ -35,6 +35,8 @@ class DocumentStore:
     collection_name: str
     entity: str
     default_sort: Sequence[tuple[str, int]] = (("_id", 1),)
+    # The Python type of each sort key, so a cursor can be checked before it is used.
+    sort_types: Sequence[type] = (ObjectId,)
 
     def __init__(self, db: AsyncDatabase, scope: AccessScope) -> None:
         self.db = db
@@ -72,19 +74,26 @@ class DocumentStore:
     async def search(self, *, request: PageRequest, **criteria: Any) -> Page[Document]:
         return await self.page(filter=self.search_filter(**criteria), request=request)
 
-    async def page(
-        self,
-        *,
-        filter: Document,
-        request: PageRequest,
-        sort: Sequence[tuple[str, int]] | None = None,
-    ) -> Page[Document]:
-        sort = list(sort or self.default_sort)
-        query = {"$and": [filter, after_filter(request.after, sort)]} if request.after else filter
+    def _after(self, cursor: str) -> Document:
+        return after_filter(
+            cursor, self.default_sort, list_name=self.collection_name, types=self.sort_types
+        )
+
+    def _page(self, rows: list[Document], request: PageRequest) -> Page[Document]:
+        return build_page(
+            rows,
+            request,
+            lambda row: sort_key(row, self.default_sort),
+            list_name=self.collection_name,
+        )
+
+    async def page(self, *, filter: Document, request: PageRequest) -> Page[Document]:
+        sort = list(self.default_sort)
+        query = {"$and": [filter, self._after(request.after)]} if request.after else filter
         query = await self._scoped(query)
         cursor = self.collection.find(query).sort(sort).limit(request.first + 1)
         rows = await cursor.batch_size(request.first + 2).to_list()
-        return build_page(rows, request, lambda row: sort_key(row, sort))
+        return self._page(rows, request)
 
     async def pages_by_parent(
         self,
@@ -93,13 +102,12 @@ class DocumentStore:
         parent_ids: Sequence[ObjectId],
         filter: Document,
         request: PageRequest,
-        sort: Sequence[tuple[str, int]] | None = None,
     ) -> dict[Hashable, Page[Document]]:
         """One aggregation returns a page of children for each parent (nested lists)."""
-        sort = list(sort or self.default_sort)
+        sort = list(self.default_sort)
         match: Document = {**filter, parent_field: {"$in": list(set(parent_ids))}}
         if request.after:
-            match = {"$and": [match, after_filter(request.after, sort)]}
+            match = {"$and": [match, self._after(request.after)]}
         match = await self._scoped(match)
         pipeline = [
             {"$match": match},
@@ -115,9 +123,7 @@ class DocumentStore:
         grouped = await cursor.to_list()
         rows_by_parent = {group["_id"]: group["rows"] for group in grouped}
         return {
-            parent_id: build_page(
-                rows_by_parent.get(parent_id, []), request, lambda row: sort_key(row, sort)
-            )
+            parent_id: self._page(rows_by_parent.get(parent_id, []), request)
             for parent_id in parent_ids
         }
 

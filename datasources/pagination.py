@@ -10,9 +10,11 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Generic, TypeVar
 
 import bson
+from bson.codec_options import CodecOptions
 from bson.errors import BSONError
 
 from errors import BadUserInput
@@ -44,17 +46,33 @@ class Page(Generic[T]):
     has_next_page: bool
 
 
-def encode_cursor(values: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(bson.encode({"k": list(values)})).decode().rstrip("=")
+# Cursors hold datetimes: decode them as UTC, never as the server's local time.
+_CODEC = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
-def decode_cursor(cursor: str, *, length: int) -> list[Any]:
+def encode_cursor(values: Sequence[Any], *, list_name: str) -> str:
+    document = {"l": list_name, "k": list(values)}
+    return base64.urlsafe_b64encode(bson.encode(document)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, list_name: str, types: Sequence[type]) -> list[Any]:
+    """The sort-key values in a cursor made by `list_name`, each of the expected type.
+
+    A cursor from another list (or a forged one) is refused rather than silently
+    producing a wrong page.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = bson.decode(base64.urlsafe_b64decode(padded.encode()))["k"]
+        document = bson.decode(base64.urlsafe_b64decode(padded.encode()), codec_options=_CODEC)
+        values = document["k"]
     except (BSONError, binascii.Error, ValueError, KeyError, TypeError, IndexError):
         raise BadUserInput("after is not a valid cursor", field="after") from None
-    if not isinstance(values, list) or len(values) != length:
+    if (
+        document.get("l") != list_name
+        or not isinstance(values, list)
+        or len(values) != len(types)
+        or not all(isinstance(v, t) for v, t in zip(values, types, strict=True))
+    ):
         raise BadUserInput("after is not a valid cursor for this list", field="after")
     return values
 
@@ -63,9 +81,11 @@ def sort_key(document: dict[str, Any], sort: SortSpec) -> list[Any]:
     return [document.get(name) for name, _ in sort]
 
 
-def after_filter(cursor: str, sort: SortSpec) -> dict[str, Any]:
+def after_filter(
+    cursor: str, sort: SortSpec, *, list_name: str, types: Sequence[type]
+) -> dict[str, Any]:
     """Mongo filter for rows strictly after the cursor in `sort` order."""
-    values = decode_cursor(cursor, length=len(sort))
+    values = decode_cursor(cursor, list_name=list_name, types=types)
     branches = []
     for i, (name, direction) in enumerate(sort):
         branch = {sort[j][0]: values[j] for j in range(i)}
@@ -74,11 +94,13 @@ def after_filter(cursor: str, sort: SortSpec) -> dict[str, Any]:
     return {"$or": branches}
 
 
-def build_page(rows: list[T], request: PageRequest, key: Callable[[T], list[Any]]) -> Page[T]:
+def build_page(
+    rows: list[T], request: PageRequest, key: Callable[[T], list[Any]], *, list_name: str
+) -> Page[T]:
     """`rows` holds up to first + 1 rows: the extra one only says another page exists."""
     items = rows[: request.first]
     return Page(
         items=items,
-        cursors=[encode_cursor(key(row)) for row in items],
+        cursors=[encode_cursor(key(row), list_name=list_name) for row in items],
         has_next_page=len(rows) > request.first,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from bson import ObjectId
+
 from datasources.documents import Document, DocumentStore
 from datasources.search import name_filter, normalise, search_terms
 
@@ -24,6 +26,7 @@ def with_name_index(fields: Document) -> Document:
 
 class PersonStore(DocumentStore):
     default_sort = (("nameKey", 1), ("_id", 1))
+    sort_types = (str, ObjectId)
 
     async def insert(self, *, fields: Document, session=None) -> Document:
         return await super().insert(fields=with_name_index(fields), session=session)

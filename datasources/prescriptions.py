@@ -3,6 +3,8 @@ every MongoDB aggregation (no binary floating point, no Decimal128 support neede
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bson import ObjectId
 
 from datasources.documents import Document, DocumentStore
@@ -14,6 +16,7 @@ class PrescriptionStore(DocumentStore):
     collection_name = "prescriptions"
     entity = "Prescription"
     default_sort = (("startDate", -1), ("_id", -1))
+    sort_types = (datetime, ObjectId)
 
     @staticmethod
     def search_filter(**criteria) -> Document:

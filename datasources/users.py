@@ -22,6 +22,7 @@ class UserStore(DocumentStore):
     collection_name = "users"
     entity = "User"
     default_sort = (("email", 1), ("_id", 1))
+    sort_types = (str, ObjectId)
 
     @staticmethod
     def search_filter(*, role: str | None = None, **_: Any) -> Document:

@@ -132,7 +132,7 @@ async def resolve_reschedule_appointment(
 ) -> types.RescheduleAppointmentResult:
     store = info.context.sources.appointments
     appointment = await store.get(id=parse_id(id))
-    duration = duration_minutes or appointment["durationMinutes"]
+    duration = appointment["durationMinutes"] if duration_minutes is None else duration_minutes
     types.check_time(start, duration)
     doctor = await info.context.sources.doctors.get(id=appointment["doctorId"])
     try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import strawberry
@@ -12,9 +13,12 @@ from schema import bill as types
 from schema import patient as patient_types
 from schema.pagination import Connection, connection
 
+_BILL_ID = re.compile(r"[0-9]{1,18}")
+
 
 def _bill_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    # Not str.isdigit(): it accepts digits such as "²" that int() refuses.
+    if not _BILL_ID.fullmatch(value):
         raise BadUserInput(f"id {value!r} is not a valid bill id", field="id")
     return int(value)
 

@@ -25,7 +25,8 @@ def require_allowed_inputs(info: Info, mutation: str, changed: Iterable[str]) ->
         return
     refused = sorted(set(changed) - allowed)
     if refused:
-        raise Forbidden(f"your role may not change {', '.join(refused)}", fields=refused)
+        raise Forbidden(f"your role may not change {', '.join(refused)}", fields=refused,
+                        reason="INPUT_FIELD")
 
 
 def require_acting_for_self(
@@ -34,6 +35,6 @@ def require_acting_for_self(
     """A patient acts only for their own record, a doctor only as themself."""
     principal, role = info.context.principal, role_of(info)
     if role is Role.PATIENT and patient_id is not None and patient_id != principal.patient_id:
-        raise Forbidden("patients may only act for their own record")
+        raise Forbidden("patients may only act for their own record", reason="NOT_OWN_RECORD")
     if role is Role.DOCTOR and doctor_id is not None and doctor_id != principal.doctor_id:
-        raise Forbidden("doctors may only act as themselves")
+        raise Forbidden("doctors may only act as themselves", reason="NOT_OWN_RECORD")

@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from app import create_app
+from auth.roles import Role
 from runtime.embedded_mongo import EmbeddedMongo
 from settings import Settings
-from auth.roles import Role
 from tests.support import (
     GraphQLClient,
     MongoCommandCounter,
