@@ -124,7 +124,7 @@ async def test_nested_paths_obey_the_same_rules(sides, as_role):
     doctor = await as_role(Role.DOCTOR, alice)
     other = await doctor.data(
         "query($d: ID!) { doctor(id: $d) { appointments { nodes {"
-        " patient { contact { phone } } } } } }"
+        " patient { contact { phone } } } } } }",
         {"d": bob.doctor},
     )
     assert other["doctor"]["appointments"]["nodes"] == []
