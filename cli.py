@@ -45,6 +45,7 @@ async def _demo_data(args: argparse.Namespace, settings: Settings) -> None:
     services = await Services.open(settings)
     try:
         if args.reset:
+            (settings.data_dir / "demo-logins.json").unlink(missing_ok=True)
             for name in await services.db.list_collection_names():
                 await services.db[name].delete_many({})
             async with services.engine.begin() as connection:
