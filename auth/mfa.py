@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import UTC, datetime
 
 import pyotp
 
@@ -20,9 +21,16 @@ def provisioning_uri(secret: str, email: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
 
 
-def verify_code(secret: str, code: str) -> bool:
-    # One step of clock drift either way, as authenticator apps expect.
-    return pyotp.TOTP(secret).verify(code.strip(), valid_window=1)
+def matching_step(secret: str, code: str) -> int | None:
+    """The time step the code belongs to, allowing one step of clock drift either way
+    (as authenticator apps expect), or None. Callers accept a step only once: RFC 6238
+    section 5.2 forbids accepting a code again after it has been validated."""
+    totp, code = pyotp.TOTP(secret), code.strip()
+    now = totp.timecode(datetime.now(UTC))
+    for step in (now - 1, now, now + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def new_recovery_codes() -> tuple[list[str], list[str]]:

@@ -39,10 +39,21 @@ def _is_common(password: str, context_words: list[str]) -> bool:
     core = _TRAILING_NOISE.sub("", lowered)
     if len(core) >= 4 and core in common:
         return True
+    if _is_sequence(lowered):
+        return True
     for size in range(1, len(lowered) // 2 + 1):
         if len(lowered) % size == 0 and lowered == lowered[:size] * (len(lowered) // size):
             return True
     return any(len(word) >= 4 and word in lowered for word in context_words)
+
+
+def _is_sequence(text: str) -> bool:
+    """A run with one constant step, like 123456789012, 987654321098 or abcdefghijkl."""
+    if text.isdigit():
+        steps = {(int(b) - int(a)) % 10 for a, b in zip(text, text[1:], strict=False)}
+    else:
+        steps = {ord(b) - ord(a) for a, b in zip(text, text[1:], strict=False)}
+    return len(steps) == 1 and steps <= {1, -1, 9}
 
 
 def check_policy(

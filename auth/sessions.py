@@ -72,7 +72,7 @@ class SessionService:
         totp_code: str | None = None,
         recovery_code: str | None = None,
     ) -> Session | SecondFactorNeeded:
-        await self.throttle.check(email=email, ip=ip)
+        await self.throttle.attempt(email=email, ip=ip)
         user = await self.users.by_email(email=email)
         # Unknown account, wrong password and disabled account: the same answer, after
         # the same bcrypt work, so neither the message nor the timing tells them apart.
@@ -80,16 +80,14 @@ class SessionService:
             password, user["passwordHash"] if user else None, rounds=self.settings.bcrypt_rounds
         )
         if not valid or user is None or user["disabled"]:
-            await self.throttle.record_failure(email=email, ip=ip)
             raise Unauthenticated(INVALID_LOGIN)
         second_factor = (user.get("mfa") or {}).get("confirmed", False)
         if second_factor:
             if not totp_code and not recovery_code:
                 return SecondFactorNeeded(user)
             if not await self._second_factor_ok(user, totp_code, recovery_code):
-                await self.throttle.record_failure(email=email, ip=ip)
                 raise Unauthenticated("invalid verification code")
-        await self.throttle.record_success(email=email, ip=ip)
+        await self.throttle.succeeded(email=email, ip=ip)
         return await self.start(user, mfa_verified=second_factor)
 
     async def _second_factor_ok(
@@ -97,14 +95,19 @@ class SessionService:
     ) -> bool:
         state = user["mfa"]
         if totp_code:
-            if not mfa.verify_code(state["secret"], totp_code):
+            step = mfa.matching_step(state["secret"], totp_code)
+            if step is None:
                 return False
-            # A code is good for about a minute: refuse to accept the same one twice.
-            replayed = await self.users.collection.update_one(
-                {"_id": user["_id"], "mfa.lastCode": {"$ne": totp_code}},
-                {"$set": {"mfa.lastCode": totp_code}},
+            # Only a later time step than any accepted before, atomically: no code (nor
+            # an older one still inside the drift window) works twice.
+            fresh = await self.users.collection.update_one(
+                {
+                    "_id": user["_id"],
+                    "$or": [{"mfa.lastStep": {"$lt": step}}, {"mfa.lastStep": {"$exists": False}}],
+                },
+                {"$set": {"mfa.lastStep": step}},
             )
-            return replayed.modified_count == 1
+            return fresh.modified_count == 1
         matched = mfa.matching_recovery_hash(recovery_code or "", state.get("recoveryCodes", []))
         if matched is None:
             return False

@@ -1,6 +1,7 @@
-"""Login throttling in Redis: failed attempts per account per minute and per client
-address per 15 minutes. Every attempt is counted, so 50 aliased login mutations in one
-request are 50 attempts."""
+"""Login throttling in Redis: attempts per account per minute (a right password resets
+it) and failed attempts per client address per 15 minutes. Every attempt is counted
+before its password is checked, so 50 aliased login mutations in one request, or 50
+requests at once, are 50 attempts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ IP_WINDOW_MS = 15 * 60_000
 
 # INCR and set the expiry on first use, atomically: a crash between the two commands
 # must not leave a counter that never expires.
-_COUNT_FAILURE = """
+_COUNT_ATTEMPT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
@@ -41,32 +42,31 @@ class LoginThrottle:
     def _keys(email: str, ip: str) -> tuple[str, str]:
         return f"login:fail:account:{email.strip().lower()}", f"login:fail:ip:{ip}"
 
-    async def check(self, *, email: str, ip: str) -> None:
+    async def attempt(self, *, email: str, ip: str) -> None:
+        """Count this attempt before the password is checked, atomically: requests sent
+        at the same moment cannot all slip under the limit before any failure counts.
+        Raises RateLimited once the budget is spent."""
         account_key, ip_key = self._keys(email, ip)
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(account_key).pttl(account_key).get(ip_key).pttl(ip_key)
-                account, account_ttl, by_ip, ip_ttl = await pipe.execute()
+            account = await self.redis.eval(_COUNT_ATTEMPT, 1, account_key, ACCOUNT_WINDOW_MS)
+            by_ip = await self.redis.eval(_COUNT_ATTEMPT, 1, ip_key, IP_WINDOW_MS)
+            if int(account) > self.per_account:
+                raise RateLimited(await self._retry_after(account_key))
+            if int(by_ip) > self.per_ip:
+                raise RateLimited(await self._retry_after(ip_key))
         except RedisError:
             # Availability over lockout: a Redis outage must not stop every login.
             log.exception("login throttle unavailable; allowing the attempt")
-            return
-        if account is not None and int(account) >= self.per_account:
-            raise RateLimited(max(1, -(-int(account_ttl) // 1000)))
-        if by_ip is not None and int(by_ip) >= self.per_ip:
-            raise RateLimited(max(1, -(-int(ip_ttl) // 1000)))
 
-    async def record_failure(self, *, email: str, ip: str) -> None:
+    async def _retry_after(self, key: str) -> int:
+        return max(1, -(-int(await self.redis.pttl(key)) // 1000))
+
+    async def succeeded(self, *, email: str, ip: str) -> None:
+        """A right password: the account's count starts again, and the attempt does not
+        count against the address (many people sign in from one hospital network)."""
         account_key, ip_key = self._keys(email, ip)
         try:
-            await self.redis.eval(_COUNT_FAILURE, 1, account_key, ACCOUNT_WINDOW_MS)
-            await self.redis.eval(_COUNT_FAILURE, 1, ip_key, IP_WINDOW_MS)
-        except RedisError:
-            log.exception("could not record a failed login")
-
-    async def record_success(self, *, email: str, ip: str) -> None:
-        account_key, _ = self._keys(email, ip)
-        try:
             await self.redis.delete(account_key)
+            await self.redis.decr(ip_key)
         except RedisError:
             log.exception("could not reset the login throttle")

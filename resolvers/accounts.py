@@ -125,11 +125,11 @@ async def resolve_change_password(
 ) -> bool | None:
     principal, sessions = _principal(info), info.context.sessions
     user = await sessions.users.get(id=principal.user_id)
-    await sessions.throttle.check(email=user["email"], ip=info.context.client_ip)
+    await sessions.throttle.attempt(email=user["email"], ip=info.context.client_ip)
     rounds = info.context.settings.bcrypt_rounds
     if not await verify_password(current_password, user["passwordHash"], rounds=rounds):
-        await sessions.throttle.record_failure(email=user["email"], ip=info.context.client_ip)
         raise Unauthenticated("current password is wrong")
+    await sessions.throttle.succeeded(email=user["email"], ip=info.context.client_ip)
     check_policy(new_password, context_words=[user["email"].split("@")[0]], field="newPassword")
     await sessions.end_all(
         user_id=principal.user_id, passwordHash=await hash_password(new_password, rounds=rounds)
@@ -157,7 +157,8 @@ async def resolve_confirm_mfa(info: Info, code: str) -> types.RecoveryCodes | No
     state = user.get("mfa") or {}
     if not state.get("secret") or state.get("confirmed"):
         raise Conflict("start with enrollMfa")
-    if not mfa.verify_code(state["secret"], code):
+    step = mfa.matching_step(state["secret"], code)
+    if step is None:
         raise BadUserInput("the code does not match; check the device's clock", field="code")
     codes, hashes = mfa.new_recovery_codes()
     # Sessions from before the second factor end: sign in again with the code.
@@ -167,7 +168,7 @@ async def resolve_confirm_mfa(info: Info, code: str) -> types.RecoveryCodes | No
             "secret": state["secret"],
             "confirmed": True,
             "recoveryCodes": hashes,
-            "lastCode": code,
+            "lastStep": step,
         },
     )
     return types.RecoveryCodes(codes=codes)

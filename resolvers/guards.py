@@ -25,8 +25,9 @@ def require_allowed_inputs(info: Info, mutation: str, changed: Iterable[str]) ->
         return
     refused = sorted(set(changed) - allowed)
     if refused:
-        raise Forbidden(f"your role may not change {', '.join(refused)}", fields=refused,
-                        reason="INPUT_FIELD")
+        raise Forbidden(
+            f"your role may not change {', '.join(refused)}", fields=refused, reason="INPUT_FIELD"
+        )
 
 
 def require_acting_for_self(
