@@ -21,6 +21,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from auth import passwords
 from auth.authenticate import authenticate
 from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await Services.open(settings, mongo_event_listeners=mongo_event_listeners)
         try:
+            await passwords.warm_up(rounds=settings.bcrypt_rounds)
             if settings.demo_data:
                 from demo.accounts import describe_demo_logins
                 from demo.generator import load_demo_data_if_empty

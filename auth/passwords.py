@@ -97,9 +97,16 @@ async def verify_password(password: str, hashed: str | None, *, rounds: int = 12
     against a dummy hash, so timing does not reveal which emails have accounts."""
     if len(password) > MAX_LENGTH:
         password = password[: MAX_LENGTH + 1]  # never matches; bounds the work
-    target = hashed or _dummy_hash(rounds)
+    # Off the loop even the first time, when the dummy hash is computed (and cached).
+    target = hashed or await asyncio.to_thread(_dummy_hash, rounds)
     matches = await asyncio.to_thread(_verify, password, target)
     return matches and hashed is not None
+
+
+async def warm_up(*, rounds: int) -> None:
+    """Compute the dummy hash at start-up, so the first unknown-account login costs one
+    bcrypt like every other login (equal timing from the first request on)."""
+    await asyncio.to_thread(_dummy_hash, rounds)
 
 
 @lru_cache(maxsize=4)

@@ -24,6 +24,14 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# Give back one attempt, never below zero and never creating a key (an expired window
+# must not come back as a counter without expiry).
+_GIVE_BACK = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 class RateLimited(CareGraphError):
     code = "RATE_LIMITED"
@@ -67,6 +75,6 @@ class LoginThrottle:
         account_key, ip_key = self._keys(email, ip)
         try:
             await self.redis.delete(account_key)
-            await self.redis.decr(ip_key)
+            await self.redis.eval(_GIVE_BACK, 1, ip_key)
         except RedisError:
             log.exception("could not reset the login throttle")
