@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,6 +25,8 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _upgrade(connection: sa.Connection) -> None:
+    # Alembic narrates every plugin and step at INFO; a service start needs none of it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if connection.dialect.name == "postgresql":
         # Several workers may start at once: one migrates, the others wait and find
         # nothing left to do. The lock ends with the transaction.
