@@ -143,7 +143,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "Appointment": {
         **_fields(
             CARE_TEAM,
-            "id start durationMinutes end reason status cancellationReason "
+            "id start durationMinutes end reason diagnosis status cancellationReason "
             "cancelledAt completedAt createdAt updatedAt patient doctor",
         ),
         # Doctors see no billing amounts.
@@ -151,7 +151,8 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     },
     "Prescription": _fields(
         CLINICAL_READERS,
-        "id drug dosage frequency startDate endDate cost status createdAt updatedAt patient doctor",
+        "id drug indication dosage frequency startDate endDate cost status createdAt updatedAt "
+        "patient doctor",
     ),
     "Dosage": _fields(CLINICAL_READERS, "value unit"),
     "Bill": _fields(BILLING, "id disease totalCost createdAt paid paidAt patient appointment"),
@@ -177,7 +178,8 @@ INPUT_FIELDS: dict[str, dict[Role, frozenset[str] | None]] = {
         PATIENT: frozenset({"contact"}),
     },
     "updateDoctor": {ADMIN: None, DOCTOR: frozenset({"availability", "acceptingNewPatients"})},
-    "updateAppointment": {ADMIN: None, DOCTOR: None, PATIENT: None},
+    # A patient may say why they come; what was diagnosed is the clinician's to record.
+    "updateAppointment": {ADMIN: None, DOCTOR: None, PATIENT: frozenset({"reason"})},
     "updatePrescription": {ADMIN: None, DOCTOR: None},
 }
 

@@ -144,7 +144,12 @@ class AppointmentStore(DocumentStore):
         return await self._in_transaction(work)
 
     async def transition(
-        self, *, id: ObjectId, to: str, cancellation_reason: str | None = None
+        self,
+        *,
+        id: ObjectId,
+        to: str,
+        cancellation_reason: str | None = None,
+        diagnosis: str | None = None,
     ) -> Document:
         now = utcnow()
         expect: Document = {
@@ -154,6 +159,8 @@ class AppointmentStore(DocumentStore):
         if to == COMPLETED:
             expect["start"] = {"$lte": now}  # no completing an appointment in the future
             changes["completedAt"] = now
+            if diagnosis is not None:
+                changes["diagnosis"] = diagnosis
         elif to == CANCELLED:
             changes.update(cancelledAt=now, cancellationReason=cancellation_reason)
 

@@ -27,6 +27,8 @@ from runtime.services import Services
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+# Conditions a visit may be about when the patient has no chronic one.
+ACUTE_CONDITIONS = ["Acute bronchitis", "Iron deficiency anaemia"]
 
 
 @dataclass(frozen=True)
@@ -169,10 +171,10 @@ class DemoGenerator:
                 status = SCHEDULED if rng.random() < 0.9 else CANCELLED
             else:
                 continue  # under way right now: leave the present alone
+            # What the visit is about: one of the patient's conditions, or a passing one.
+            condition = rng.choice(patient["conditions"] or ACUTE_CONDITIONS)
             reason = (
-                f"Follow-up: {rng.choice(patient['conditions'])}"
-                if patient["conditions"]
-                else rng.choice(["Annual check-up", "Consultation", "Vaccination"])
+                f"Follow-up: {condition}" if patient["conditions"] else f"Consultation: {condition}"
             )
             created = min(start - timedelta(days=rng.randint(1, 30)), self.now)
             document = {
@@ -195,7 +197,7 @@ class DemoGenerator:
                     cancelledAt=created,
                 )
             elif status == COMPLETED:
-                document["completedAt"] = document["end"]
+                document.update(completedAt=document["end"], diagnosis=condition)
             appointments.append(document)
         return appointments
 
@@ -220,13 +222,18 @@ class DemoGenerator:
                         days = rng.choice([30, 60, 90])
                         prescriptions.append(
                             self._prescription(
-                                patient["_id"], rng.choice(doctors), treatment, course_start, days
+                                patient["_id"],
+                                rng.choice(doctors),
+                                condition,
+                                treatment,
+                                course_start,
+                                days,
                             )
                         )
                         course_start += timedelta(days=days)
         acute = [
-            treatment
-            for _, treatments in catalogue.CONDITIONS.values()
+            (condition, treatment)
+            for condition, (_, treatments) in catalogue.CONDITIONS.items()
             for treatment in treatments
             if treatment[3] in ("THREE_TIMES_DAILY", "AS_NEEDED")
         ]
@@ -236,14 +243,16 @@ class DemoGenerator:
                     self._prescription(
                         appointment["patientId"],
                         appointment["doctorId"],
-                        rng.choice(acute),
+                        *rng.choice(acute),
                         appointment["start"].replace(hour=0, minute=0),
                         rng.choice([5, 7, 10]),
                     )
                 )
         return prescriptions
 
-    def _prescription(self, patient_id, doctor_id, treatment, start: datetime, days: int) -> dict:
+    def _prescription(
+        self, patient_id, doctor_id, indication: str, treatment, start: datetime, days: int
+    ) -> dict:
         drug, dose, unit, frequency, monthly = treatment
         end = start + timedelta(days=days)
         if self.rng.random() < 0.05:
@@ -255,6 +264,7 @@ class DemoGenerator:
             "patientId": patient_id,
             "doctorId": doctor_id,
             "drug": drug,
+            "indication": indication,
             "dosage": {"value": float(dose), "unit": unit},
             "frequency": frequency,
             "startDate": start,
@@ -266,21 +276,18 @@ class DemoGenerator:
         }
 
     def bills(self, patients: list[dict], appointments: list[dict]) -> list[dict]:
+        """One bill per completed visit, for what the visit diagnosed."""
         rng = self.rng
-        conditions = {p["_id"]: p["conditions"] for p in patients}
         rows = []
         for appointment in appointments:
             if appointment["status"] != COMPLETED:
                 continue
-            patient_conditions = conditions[appointment["patientId"]]
             paid = rng.random() < 0.7
             rows.append(
                 {
                     "patient_id": str(appointment["patientId"]),
                     "appointment_id": str(appointment["_id"]),
-                    "disease": rng.choice(patient_conditions)
-                    if patient_conditions
-                    else "General consultation",
+                    "disease": appointment["diagnosis"],
                     "total_cost_cents": rng.randint(40, 600) * 100 + rng.choice([0, 50, 99]),
                     "created_at": appointment["end"],
                     "paid": paid,

@@ -146,10 +146,12 @@ async def resolve_reschedule_appointment(
     return types.Appointment.from_document(document)
 
 
-async def _transition(info: Info, id: strawberry.ID, to: str, reason: str | None = None):
+async def _transition(
+    info: Info, id: strawberry.ID, to: str, reason: str | None = None, diagnosis: str | None = None
+):
     try:
         document = await info.context.sources.appointments.transition(
-            id=parse_id(id), to=to, cancellation_reason=reason
+            id=parse_id(id), to=to, cancellation_reason=reason, diagnosis=diagnosis
         )
     except InvalidTransition as error:
         return _invalid(error)
@@ -164,9 +166,15 @@ async def resolve_cancel_appointment(
 
 
 async def resolve_complete_appointment(
-    info: Info, id: strawberry.ID
+    info: Info,
+    id: strawberry.ID,
+    diagnosis: Annotated[
+        str | None,
+        strawberry.argument(description="The condition diagnosed or treated at this visit."),
+    ] = None,
 ) -> types.AppointmentStatusResult:
-    return await _transition(info, id, enums.AppointmentStatus.COMPLETED.value)
+    diagnosis = check.optional_text(diagnosis, "diagnosis", max_length=200)
+    return await _transition(info, id, enums.AppointmentStatus.COMPLETED.value, diagnosis=diagnosis)
 
 
 async def resolve_update_appointment(

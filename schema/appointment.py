@@ -32,6 +32,9 @@ class Appointment:
     duration_minutes: int
     end: datetime
     reason: str | None
+    diagnosis: str | None = strawberry.field(
+        description="The condition this visit diagnosed or treated (set by the clinician)."
+    )
     status: AppointmentStatus
     cancellation_reason: str | None
     cancelled_at: datetime | None
@@ -63,6 +66,7 @@ class Appointment:
             duration_minutes=document["durationMinutes"],
             end=document["end"],
             reason=document.get("reason"),
+            diagnosis=document.get("diagnosis"),
             status=AppointmentStatus(document["status"]),
             cancellation_reason=document.get("cancellationReason"),
             cancelled_at=document.get("cancelledAt"),
@@ -106,11 +110,15 @@ class CreateAppointmentInput:
 @strawberry.input(description="Only the fields given change.")
 class UpdateAppointmentInput:
     reason: str | None = strawberry.UNSET
+    diagnosis: str | None = strawberry.UNSET
 
     def to_changes(self) -> Document:
-        if self.reason is strawberry.UNSET:
-            return {}
-        return {"reason": check.optional_text(self.reason, "reason", max_length=1000)}
+        changes: Document = {}
+        if self.reason is not strawberry.UNSET:
+            changes["reason"] = check.optional_text(self.reason, "reason", max_length=1000)
+        if self.diagnosis is not strawberry.UNSET:
+            changes["diagnosis"] = check.optional_text(self.diagnosis, "diagnosis", max_length=200)
+        return changes
 
 
 @strawberry.enum

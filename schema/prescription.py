@@ -45,6 +45,7 @@ class DosageInput:
 class Prescription:
     id: strawberry.ID
     drug: str
+    indication: str | None = strawberry.field(description="The condition this treats.")
     dosage: Dosage
     frequency: Frequency
     start_date: date
@@ -73,6 +74,7 @@ class Prescription:
             patient_id=document["patientId"],
             doctor_id=document["doctorId"],
             drug=document["drug"],
+            indication=document.get("indication"),
             dosage=Dosage(
                 value=document["dosage"]["value"], unit=DosageUnit(document["dosage"]["unit"])
             ),
@@ -96,6 +98,9 @@ class CreatePrescriptionInput:
     start_date: date
     end_date: date | None = None
     cost: Decimal = strawberry.field(description="Non-negative, at most two decimal places.")
+    indication: str | None = strawberry.field(
+        default=None, description="The condition this treats."
+    )
 
     def to_document(self) -> Document:
         check.date_range(
@@ -103,6 +108,7 @@ class CreatePrescriptionInput:
         )
         return {
             "drug": check.text(self.drug, "drug", max_length=200),
+            "indication": check.optional_text(self.indication, "indication", max_length=200),
             "dosage": self.dosage.to_document(),
             "frequency": self.frequency.value,
             "startDate": check.as_utc_midnight(self.start_date),
@@ -121,6 +127,7 @@ class UpdatePrescriptionInput:
     end_date: date | None = strawberry.UNSET
     cost: Decimal | None = strawberry.UNSET
     status: PrescriptionStatus | None = strawberry.UNSET
+    indication: str | None = strawberry.UNSET
 
     def to_changes(self) -> Document:
         check.not_null(
@@ -134,6 +141,10 @@ class UpdatePrescriptionInput:
         changes: Document = {}
         if self.drug is not strawberry.UNSET:
             changes["drug"] = check.text(self.drug, "drug", max_length=200)
+        if self.indication is not strawberry.UNSET:
+            changes["indication"] = check.optional_text(
+                self.indication, "indication", max_length=200
+            )
         if self.dosage is not strawberry.UNSET:
             changes["dosage"] = self.dosage.to_document()
         if self.frequency is not strawberry.UNSET:

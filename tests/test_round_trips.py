@@ -39,10 +39,14 @@ async def test_reference_query_costs_the_same_for_5_and_200_items(
     assert mongo_counter.collections.count("users") == 1
 
 
-async def test_nested_lists_cost_the_same_for_5_and_40_parents(
+async def test_nested_lists_cost_a_constant_for_5_and_40_parents(
     client, demo, mongo_counter, sql_counter
 ):
-    small = await _round_trips(client, mongo_counter, sql_counter, NESTED, 5)
-    large = await _round_trips(client, mongo_counter, sql_counter, NESTED, 40)
-    assert len(large[2]["patients"]["nodes"]) == 40
-    assert small[:2] == large[:2]
+    """Exact counts may differ by one: the doctor loader caches, so prescriptions' doctors
+    already fetched for appointments cost nothing. The bound is one query per relation:
+    Mongo: caller, patients, appointments, prescriptions, appointment doctors,
+    prescription doctors, bills' appointments; SQL: bills per patient, visits' bills."""
+    for n in (5, 40):
+        mongo, sql, data = await _round_trips(client, mongo_counter, sql_counter, NESTED, n)
+        assert len(data["patients"]["nodes"]) == n
+        assert mongo <= 7 and sql <= 2, (n, mongo_counter.collections, sql_counter.statements)
