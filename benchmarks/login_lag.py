@@ -55,10 +55,9 @@ import pstats
 import secrets
 import statistics
 import sys
-import tempfile
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,12 +69,11 @@ import orjson
 from starlette.applications import Starlette
 
 import auth.passwords as passwords
-from app import create_app
 from auth.passwords import hash_password
 from auth.roles import Role
+from benchmarks.harness import BenchmarkError, embedded_app, percentile, run_benchmark
 from datasources.scope import AccessScope
 from datasources.users import UserStore
-from runtime.embedded_mongo import EmbeddedMongo
 from runtime.services import Services
 from settings import Settings
 
@@ -98,10 +96,6 @@ JWT_SECRET = "login-lag-benchmark-" + "k" * 44
 STALL_THRESHOLD_S = PROBE_INTERVAL_S + 0.005
 STALL_SAMPLE_PERIOD_S = 0.001
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class BenchmarkError(RuntimeError):
-    pass
 
 
 # --- environment ---------------------------------------------------------------------
@@ -132,31 +126,16 @@ class Bench:
 @asynccontextmanager
 async def bench_environment(logins: int) -> AsyncIterator[Bench]:
     """Everything the benchmark needs; torn down in reverse order even on error."""
-    async with AsyncExitStack() as stack:
-        temp_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="caregraph-lag-")))
-        mongo = EmbeddedMongo(temp_dir / "mongodb")
-        # Registered before start: a failed start may still leave a child to stop.
-        stack.callback(mongo.stop)
-        # From the main thread: the child's parent-death signal follows this thread.
-        uri = mongo.start()
-        rounds = Settings().bcrypt_rounds  # the real default cost, not the tests' one
-        settings = Settings(
-            data_dir=temp_dir,
-            mongodb_uri=uri,
-            mongodb_database="caregraph_login_lag",
-            database_url=f"sqlite+aiosqlite:///{temp_dir / 'billing.sqlite3'}",
-            redis_url=None,
-            demo_data=False,
-            graphiql=False,
-            jwt_secret=JWT_SECRET,
-            bcrypt_rounds=rounds,
-        )
-        app = create_app(settings)
-        await stack.enter_async_context(app.router.lifespan_context(app))
-        services: Services = app.state.services
+    rounds = Settings().bcrypt_rounds  # the real default cost, not the tests' one
+    async with embedded_app(
+        temp_prefix="caregraph-lag-",
+        database="caregraph_login_lag",
+        jwt_secret=JWT_SECRET,
+        bcrypt_rounds=rounds,
+    ) as embedded:
         print(f"creating {logins} accounts (bcrypt cost {rounds}) ...", flush=True)
-        accounts = await create_accounts(services, logins, rounds)
-        yield Bench(app=app, services=services, rounds=rounds, accounts=accounts)
+        accounts = await create_accounts(embedded.services, logins, rounds)
+        yield Bench(app=embedded.app, services=embedded.services, rounds=rounds, accounts=accounts)
 
 
 async def create_accounts(services: Services, count: int, rounds: int) -> list[tuple[str, str]]:
@@ -406,12 +385,6 @@ class Phase:
 
     def latency(self, kind: str | None = None) -> list[float]:
         return sorted(r.latency_ms for r in self.results if kind is None or r.login.kind == kind)
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: a value that was actually observed."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 async def measure_idle(heartbeat: Heartbeat) -> Phase:
@@ -753,19 +726,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+async def failing_on_timeout(benchmark: Awaitable[int]) -> int:
+    """A measurement that overran PHASE_TIMEOUT_S fails the run like any other failure,
+    in one line rather than a traceback of the cancelled logins."""
+    try:
+        return await benchmark
+    except TimeoutError:
+        raise BenchmarkError(f"a measurement took over {PHASE_TIMEOUT_S:g} s") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return asyncio.run(run(args.logins, args.diagnose))
-    except BenchmarkError as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
-        return 2
-    except TimeoutError:
-        print(f"benchmark failed: a measurement took over {PHASE_TIMEOUT_S:g} s", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_benchmark(failing_on_timeout(run(args.logins, args.diagnose)))
 
 
 if __name__ == "__main__":

@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import socket
 import statistics
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter, process_time
@@ -52,14 +50,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import create_app
 from auth.roles import Role
 from auth.tokens import ACCESS, InvalidToken
+from benchmarks.harness import BenchmarkError, embedded_app, percentile, run_benchmark
 from datasources.billing_tables import bills
 from demo.generator import SIZES, load_demo_data
-from runtime.embedded_mongo import EmbeddedMongo
 from runtime.services import Services
-from settings import Settings
 from tests.support import MongoCommandCounter, SqlStatementCounter, issue_token
 
 REFERENCE_QUERY = (
@@ -84,10 +80,6 @@ RATIO_TARGET = 15  # graphql throughput must be at least 1/RATIO_TARGET of the r
 HANG_GUARD_SECONDS = 60.0
 
 
-class BenchmarkError(RuntimeError):
-    pass
-
-
 # --- environment ---------------------------------------------------------------------
 
 
@@ -107,38 +99,23 @@ class Bench:
 @asynccontextmanager
 async def bench_environment(size: str) -> AsyncIterator[Bench]:
     """Everything the benchmark needs; torn down in reverse order even on error."""
-    async with AsyncExitStack() as stack:
-        temp_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="caregraph-bench-")))
-        mongo = EmbeddedMongo(temp_dir / "mongodb")
-        # Registered before start: a failed start may still leave a child to stop.
-        stack.callback(mongo.stop)
-        # Started from the main thread, not a pool thread: the child's parent-death
-        # signal follows the thread that spawned it (see runtime/services.py).
-        uri = mongo.start()
-        assert mongo.process is not None
-        settings = Settings(
-            data_dir=temp_dir,
-            mongodb_uri=uri,
-            mongodb_database="caregraph_bench",
-            database_url=f"sqlite+aiosqlite:///{temp_dir / 'billing.sqlite3'}",
-            redis_url=None,
-            demo_data=False,
-            graphiql=False,
-        )
-        mongo_counter = MongoCommandCounter()
-        app = create_app(settings, mongo_event_listeners=[mongo_counter])
-        await stack.enter_async_context(app.router.lifespan_context(app))
-        services: Services = app.state.services
+    mongo_counter = MongoCommandCounter()
+    async with embedded_app(
+        temp_prefix="caregraph-bench-",
+        database="caregraph_bench",
+        mongo_event_listeners=[mongo_counter],
+    ) as embedded:
+        services = embedded.services
         sql_counter = SqlStatementCounter()
         sql_counter.attach(services.engine)
         print(f"loading demo data (size={size}) ...", flush=True)
         demo_counts = await load_demo_data(services, seed=42, size=size, progress=False)
         token = await issue_token(services, Role.ADMIN)
         yield Bench(
-            app=app,
+            app=embedded.app,
             raw_app=build_raw_app(services),
             services=services,
-            mongo_pid=mongo.process.pid,
+            mongo_pid=embedded.mongo_pid,
             mongo_counter=mongo_counter,
             sql_counter=sql_counter,
             demo_counts=demo_counts,
@@ -346,12 +323,6 @@ async def check_raw_batching(
     print(f"raw endpoint at N={n}: {raw_trips.text()}")
     if n in rows and raw_trips != rows[n][0]:
         raise BenchmarkError(f"raw endpoint makes {raw_trips}, graphql {rows[n][0]}")
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: a value that was actually observed."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 async def measure_latency(send: Callable[[], Awaitable[bytes]]) -> Latency:
@@ -708,15 +679,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return asyncio.run(run(args.size, args.seconds))
-    except BenchmarkError as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # Cleanup already ran as asyncio.run cancelled the benchmark.
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_benchmark(run(args.size, args.seconds))
 
 
 if __name__ == "__main__":
