@@ -49,7 +49,7 @@ class CareGraphView(GraphQL):
         principal, auth_error = await authenticate(
             request.headers.get("authorization"), tokens=services.tokens, users=users
         )
-        return Context(
+        context = Context(
             request=request,
             response=response,
             settings=self.settings,
@@ -69,7 +69,12 @@ class CareGraphView(GraphQL):
             principal=principal,
             auth_error=auth_error,
             system_sources=services.data_sources(),
+            reports=services.reports,
+            report_cache=services.report_cache,
         )
+        # process_result sees the request, not the context: share the outcomes list.
+        request.state.report_outcomes = context.report_outcomes
+        return context
 
     async def process_result(  # type: ignore[override]
         self, request: Request, result: ExecutionResult
@@ -77,8 +82,20 @@ class CareGraphView(GraphQL):
         response: dict[str, Any] = {"data": result.data}
         if result.errors:
             response["errors"] = [format_error(error) for error in result.errors]
-        if result.extensions:
-            response["extensions"] = result.extensions
+        extensions = dict(result.extensions or {})
+        outcomes = getattr(request.state, "report_outcomes", None)
+        if outcomes:
+            # Says, per report field, whether it came from the cache.
+            extensions["reportCache"] = [
+                {
+                    "report": o.report,
+                    "hit": o.hit,
+                    **({"bypassed": o.bypassed} if o.bypassed else {}),
+                }
+                for o in outcomes
+            ]
+        if extensions:
+            response["extensions"] = extensions
         return response  # type: ignore[return-value]
 
     def parse_json(self, data: str | bytes) -> object:

@@ -12,6 +12,8 @@ from auth.roles import Principal
 from auth.sessions import SessionService
 from datasources import DataSources
 from datasources.loaders import Loaders
+from datasources.report_cache import CacheOutcome, ReportCache
+from datasources.reports import ReportStore
 from settings import Settings
 
 
@@ -30,6 +32,11 @@ class Context:
     # Unscoped stores, for account flows only (registration creates a patient record
     # before its owner has a session). Never hand these to ordinary resolvers.
     system_sources: DataSources | None = None
+    # Report aggregations and their shared cache (process-wide objects).
+    reports: ReportStore | None = None
+    report_cache: ReportCache | None = None
+    # Which reports this request served from the cache, for the response's extensions.
+    report_outcomes: list[CacheOutcome] = field(default_factory=list)
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 

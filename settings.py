@@ -57,6 +57,10 @@ class Settings:
     # Failed logins allowed per account per minute, and per client address per 15 min.
     login_failures_per_account: int = 5
     login_failures_per_ip: int = 50
+    # Finished report results live this long in Redis (writes invalidate them sooner).
+    report_cache_ttl_s: int = 300
+    # Analysts see no group of fewer distinct patients than this (k-anonymity).
+    report_min_group_size: int = 5
     # bcrypt cost; tests lower it to keep the suite fast.
     bcrypt_rounds: int = 12
 
@@ -104,6 +108,12 @@ class Settings:
                 "CAREGRAPH_LOGIN_FAILURES_PER_IP", defaults.login_failures_per_ip
             ),
             bcrypt_rounds=_env_int("CAREGRAPH_BCRYPT_ROUNDS", defaults.bcrypt_rounds),
+            report_cache_ttl_s=_env_int(
+                "CAREGRAPH_REPORT_CACHE_TTL_S", defaults.report_cache_ttl_s
+            ),
+            report_min_group_size=_env_int(
+                "CAREGRAPH_REPORT_MIN_GROUP_SIZE", defaults.report_min_group_size
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -36,6 +36,7 @@ CARE_TEAM: Roles = frozenset({ADMIN, PATIENT, DOCTOR})
 CLINICAL_READERS: Roles = frozenset({ADMIN, PATIENT, DOCTOR, PHARMACIST})
 BILLING: Roles = frozenset({ADMIN, PATIENT})
 ADMIN_ONLY: Roles = frozenset({ADMIN})
+REPORT_READERS: Roles = frozenset({ADMIN, ANALYST})
 
 
 class Scope(Enum):
@@ -88,6 +89,22 @@ TYPE_READERS: dict[str, Roles | Anyone] = {
     "MfaRequired": PUBLIC,
     "MfaEnrollment": AUTHENTICATED,
     "RecoveryCodes": AUTHENTICATED,
+    # Reports: aggregates only, no patient identifiers; analysts see k-anonymised groups.
+    **dict.fromkeys(
+        [
+            "TopDoctorsReport",
+            "DoctorRanking",
+            "DiseaseDurationsReport",
+            "DiseaseDuration",
+            "MonthlyTrendReport",
+            "MonthlyAppointments",
+            "DiseaseCostReport",
+            "DiseaseCost",
+            "ReportPrivacy",
+        ],
+        REPORT_READERS,
+    ),
+    "ReportCacheStats": ADMIN_ONLY,
 }
 
 FIELDS: dict[str, dict[str, Roles | Anyone]] = {
@@ -97,6 +114,12 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         **_fields(BILLING, "bill bills"),
         "me": AUTHENTICATED,
         "users": ADMIN_ONLY,
+        **_fields(
+            REPORT_READERS,
+            "topDoctors diseaseTreatmentDurations "
+            "monthlyAppointmentTrend averagePrescriptionCostByDisease",
+        ),
+        "reportCacheStats": ADMIN_ONLY,
     },
     "Mutation": {
         **_fields(PUBLIC, "register login refreshToken"),
@@ -164,6 +187,25 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "MfaRequired": _fields(PUBLIC, "message"),
     "MfaEnrollment": _fields(AUTHENTICATED, "secret provisioningUri"),
     "RecoveryCodes": _fields(AUTHENTICATED, "codes"),
+    "TopDoctorsReport": _fields(REPORT_READERS, "rows privacy"),
+    "DoctorRanking": _fields(
+        REPORT_READERS, "rank doctorId doctorName specialty distinctPatients appointments"
+    ),
+    "DiseaseDurationsReport": _fields(REPORT_READERS, "rows privacy"),
+    "DiseaseDuration": _fields(REPORT_READERS, "disease patients averageDays"),
+    "MonthlyTrendReport": _fields(REPORT_READERS, "year months privacy"),
+    "MonthlyAppointments": _fields(
+        REPORT_READERS, "month suppressed scheduled completed cancelled patients"
+    ),
+    "DiseaseCostReport": _fields(REPORT_READERS, "rows privacy"),
+    "DiseaseCost": _fields(
+        REPORT_READERS,
+        "disease prescriptions averagePrescriptionCost "
+        "prescribedPatients bills averageBilledTotal "
+        "billedPatients",
+    ),
+    "ReportPrivacy": _fields(REPORT_READERS, "minimumGroupSize suppressedGroups note"),
+    "ReportCacheStats": _fields(ADMIN_ONLY, "hits misses errors"),
 }
 
 # An ADMIN who has not yet completed a second factor may only do these.

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.appointments import AppointmentStore
 from datasources.billing import BillingRepository
+from datasources.documents import ChangeHook
 from datasources.people import DoctorStore, PatientStore
 from datasources.prescriptions import PrescriptionStore
 from datasources.scope import AccessScope
@@ -23,12 +24,19 @@ class DataSources:
     billing: BillingRepository
 
     @classmethod
-    def build(cls, db: AsyncDatabase, engine: AsyncEngine, scope: AccessScope) -> DataSources:
-        """Stores that see only what `scope` allows (AccessScope.system(): everything)."""
+    def build(
+        cls,
+        db: AsyncDatabase,
+        engine: AsyncEngine,
+        scope: AccessScope,
+        on_change: ChangeHook | None = None,
+    ) -> DataSources:
+        """Stores that see only what `scope` allows (AccessScope.system(): everything).
+        `on_change` runs after every committed write that reports depend on."""
         return cls(
             patients=PatientStore(db, scope),
-            doctors=DoctorStore(db, scope),
-            appointments=AppointmentStore(db, scope),
-            prescriptions=PrescriptionStore(db, scope),
-            billing=BillingRepository(engine, scope),
+            doctors=DoctorStore(db, scope, on_change),
+            appointments=AppointmentStore(db, scope, on_change),
+            prescriptions=PrescriptionStore(db, scope, on_change),
+            billing=BillingRepository(engine, scope, on_change),
         )

@@ -78,7 +78,9 @@ class AppointmentStore(DocumentStore):
 
     async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         async with self.db.client.start_session() as session:
-            return await session.with_transaction(work)
+            result = await session.with_transaction(work)
+        await self._changed()  # after the commit, never inside the transaction
+        return result
 
     async def _claim(self, session, appointment_id, doctor_id, start, duration) -> None:
         claims = [

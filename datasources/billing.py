@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.billing_tables import bills
-from datasources.documents import utcnow
+from datasources.documents import ChangeHook, utcnow
 from datasources.pagination import Page, PageRequest, build_page, decode_cursor
 from datasources.scope import AccessScope
 from errors import Conflict, NotFound
@@ -33,9 +33,16 @@ def _after(cursor: str) -> sa.ColumnElement[bool]:
 
 
 class BillingRepository:
-    def __init__(self, engine: AsyncEngine, scope: AccessScope) -> None:
+    def __init__(
+        self, engine: AsyncEngine, scope: AccessScope, on_change: ChangeHook | None = None
+    ) -> None:
         self.engine = engine
         self.scope = scope
+        self.on_change = on_change
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
 
     async def _rows(self, statement) -> list[Row]:
         async with self.engine.connect() as connection:
@@ -127,11 +134,13 @@ class BillingRepository:
                 result = await connection.execute(
                     bills.insert().values(**values).returning(*bills.columns)
                 )
-                return dict(result.mappings().one())
+                created = dict(result.mappings().one())
         except IntegrityError:
             raise Conflict(
                 "this appointment already has a bill", appointmentId=fields.get("appointment_id")
             ) from None
+        await self._changed()
+        return created
 
     async def update(self, *, id: int, changes: Row) -> Row:
         if changes.get("paid") is True:
@@ -142,7 +151,7 @@ class BillingRepository:
             async with self.engine.begin() as connection:
                 result = await connection.execute(
                     bills.update()
-                    .where(bills.c.id == id)
+                    .where(bills.c.id == id, self.scope.sql_condition())
                     .values(**changes)
                     .returning(*bills.columns)
                 )
@@ -151,13 +160,14 @@ class BillingRepository:
             raise Conflict("that appointment already has a bill") from None
         if row is None:
             raise NotFound("Bill", str(id))
+        await self._changed()
         return dict(row)
 
     async def delete(self, *, id: int) -> Row:
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 bills.delete()
-                .where(bills.c.id == id, bills.c.paid.is_(False))
+                .where(bills.c.id == id, bills.c.paid.is_(False), self.scope.sql_condition())
                 .returning(*bills.columns)
             )
             row = result.mappings().one_or_none()
@@ -168,6 +178,7 @@ class BillingRepository:
                 if exists.first() is None:
                     raise NotFound("Bill", str(id))
                 raise Conflict("a paid bill cannot be deleted", id=str(id))
+        await self._changed()
         return dict(row)
 
     async def exists_for(self, *, column: str, value: str) -> bool:

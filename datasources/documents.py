@@ -6,7 +6,7 @@ Stores take the database handle and expose keyword-only methods; loaders call
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from datasources.scope import AccessScope
 
 Document = dict[str, Any]
+ChangeHook = Callable[[], Awaitable[None]]
 
 
 def utcnow() -> datetime:
@@ -38,10 +39,20 @@ class DocumentStore:
     # The Python type of each sort key, so a cursor can be checked before it is used.
     sort_types: Sequence[type] = (ObjectId,)
 
-    def __init__(self, db: AsyncDatabase, scope: AccessScope) -> None:
+    def __init__(
+        self, db: AsyncDatabase, scope: AccessScope, on_change: ChangeHook | None = None
+    ) -> None:
         self.db = db
         self.collection = db[self.collection_name]
         self.scope = scope
+        self.on_change = on_change
+
+    async def _changed(self, session: AsyncClientSession | None = None) -> None:
+        """Tell listeners (the report cache) a write committed. Inside a transaction the
+        caller announces it after the commit: announcing earlier would let a reader cache
+        a result computed before the write under the new generation."""
+        if session is None and self.on_change is not None:
+            await self.on_change()
 
     async def _scoped(self, filter: Document) -> Document:
         """`filter` narrowed to the records the caller may see (auth/policy.py ROW_SCOPES)."""
@@ -134,6 +145,7 @@ class DocumentStore:
         now = utcnow()
         document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
         await self.collection.insert_one(document, session=session)
+        await self._changed(session)
         return document
 
     async def update(
@@ -153,6 +165,8 @@ class DocumentStore:
         )
         if document is None and expect is None:
             raise NotFound(self.entity, str(id))
+        if document is not None:
+            await self._changed(session)
         return document
 
     async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None):
@@ -161,4 +175,5 @@ class DocumentStore:
         )
         if document is None:
             raise NotFound(self.entity, str(id))
+        await self._changed(session)
         return document

@@ -69,6 +69,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("patientId", ASCENDING), ("startDate", DESCENDING)], name="patient"),
         IndexModel([("doctorId", ASCENDING), ("startDate", DESCENDING)], name="doctor"),
         IndexModel([("status", ASCENDING)], name="status"),
+        # Reports select prescriptions by when they started.
+        IndexModel([("startDate", ASCENDING)], name="start_date"),
     ],
 }
 

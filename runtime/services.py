@@ -20,6 +20,8 @@ from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
 from datasources.cache import create_redis
 from datasources.mongo import create_client, ensure_indexes
+from datasources.report_cache import ReportCache
+from datasources.reports import ReportStore
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
 from runtime.embedded_mongo import EmbeddedMongo
@@ -36,6 +38,8 @@ class Services:
     engine: AsyncEngine
     redis: redis.Redis
     tokens: TokenService
+    reports: ReportStore
+    report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
 
     @classmethod
@@ -58,10 +62,17 @@ class Services:
                 await asyncio.to_thread(embedded.stop)
             raise
         tokens = TokenService(settings, load_signing_key(settings))
-        return cls(settings, client, db, engine, create_redis(settings.redis_url), tokens, embedded)
+        redis_client = create_redis(settings.redis_url)
+        return cls(settings, client, db, engine, redis_client, tokens, ReportStore(db, engine),
+                   ReportCache(redis_client, settings.report_cache_ttl_s), embedded)
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
-        return DataSources.build(self.db, self.engine, scope or AccessScope.system())
+        return DataSources.build(
+            self.db,
+            self.engine,
+            scope or AccessScope.system(),
+            on_change=self.report_cache.invalidate,
+        )
 
     async def close(self) -> None:
         await self.redis.aclose()

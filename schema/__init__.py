@@ -34,6 +34,19 @@ from schema.bill import Bill, BillMutations, BillQueries
 from schema.doctor import AvailabilityWindow, Doctor, DoctorMutations, DoctorQueries
 from schema.patient import Address, Contact, Patient, PatientMutations, PatientQueries
 from schema.prescription import Dosage, Prescription, PrescriptionMutations, PrescriptionQueries
+from schema.report import (
+    DiseaseCost,
+    DiseaseCostReport,
+    DiseaseDuration,
+    DiseaseDurationsReport,
+    DoctorRanking,
+    MonthlyAppointments,
+    MonthlyTrendReport,
+    ReportCacheStats,
+    ReportPrivacy,
+    ReportQueries,
+    TopDoctorsReport,
+)
 from schema.scalars import SCALAR_MAP
 
 
@@ -45,6 +58,7 @@ class Query(
     AppointmentQueries,
     PrescriptionQueries,
     BillQueries,
+    ReportQueries,
 ):
     pass
 
@@ -81,6 +95,16 @@ POLICED_TYPES = (
     MfaRequired,
     MfaEnrollment,
     RecoveryCodes,
+    TopDoctorsReport,
+    DoctorRanking,
+    DiseaseDurationsReport,
+    DiseaseDuration,
+    MonthlyTrendReport,
+    MonthlyAppointments,
+    DiseaseCostReport,
+    DiseaseCost,
+    ReportPrivacy,
+    ReportCacheStats,
 )
 
 
