@@ -349,6 +349,8 @@ async def load_demo_data(
             bar.update(len(batch))
     if accounts_dir is not None:
         await create_demo_accounts(services, appointments=appointments, data_dir=accounts_dir)
+    # Written around the stores: tell the report cache, as every store write does.
+    await services.report_cache.invalidate()
     counts = {name: len(items) for name, items in plan} | {"bills": len(bill_rows)}
     log.info("demo data loaded: %s", counts)
     return counts
