@@ -107,6 +107,8 @@ class Server:
         return int(match.group(1))
 
     def stop(self) -> int:
+        if self.process.poll() is not None:
+            return self.process.returncode
         self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:
             return self.process.wait(timeout=30)
@@ -117,19 +119,24 @@ class Server:
 
 def test_serve_starts_answers_stops_cleanly_and_keeps_data(tmp_path):
     server = Server(tmp_path)
-    server.wait_until_healthy()
-    server.sign_in_as_demo_admin(tmp_path)
-    page = server.query("{ appointments(first: 3) { nodes { patient { name } doctor { name } } } }")
-    assert len(page["appointments"]["nodes"]) == 3
-    created = server.query(
-        'mutation { createPatient(input: {givenName: "Kept", '
-        'familyName: "Across Restarts", birthDate: "1990-01-01", '
-        "sex: UNKNOWN}) { id } }"
-    )["createPatient"]
-    patients_before = server.query("{ patients { totalCount } }")["patients"]["totalCount"]
-    mongo_pid = server.mongo_pid()
-
-    assert server.stop() == 0
+    try:
+        server.wait_until_healthy()
+        server.sign_in_as_demo_admin(tmp_path)
+        page = server.query(
+            "{ appointments(first: 3) { nodes { patient { name } doctor { name } } } }"
+        )
+        assert len(page["appointments"]["nodes"]) == 3
+        created = server.query(
+            'mutation { createPatient(input: {givenName: "Kept", '
+            'familyName: "Across Restarts", birthDate: "1990-01-01", '
+            "sex: UNKNOWN}) { id } }"
+        )["createPatient"]
+        patients_before = server.query("{ patients { totalCount } }")["patients"]["totalCount"]
+        mongo_pid = server.mongo_pid()
+    finally:
+        # Whatever failed above, the server (and so its database) must not outlive us.
+        exit_code = server.stop()
+    assert exit_code == 0
     assert not _pid_alive(mongo_pid), "the embedded MongoDB outlived the server"
     log = server.log.read_text()
     assert "GraphiQL: http://127.0.0.1:" in log
