@@ -74,4 +74,7 @@ class DoctorStore(PersonStore):
         if accepting_new_patients is not None:
             clauses.append({"acceptingNewPatients": accepting_new_patients})
         clauses = [clause for clause in clauses if clause]
+        if len(clauses) == 1:
+            # Unwrapped: the embedded server's planner only sees indexes for plain filters.
+            return clauses[0]
         return {"$and": clauses} if clauses else {}

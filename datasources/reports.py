@@ -1,7 +1,7 @@
 """Report aggregations. All heavy work runs inside MongoDB pipelines and SQL aggregates;
 callers receive one small row per group. Pipelines avoid the embedded server's known
 gaps (see shared MONGODB_NOTES): no paths through arrays of subdocuments inside
-expressions, $size only on sets of scalars, no $count inside sub-pipelines."""
+expressions, no $count inside sub-pipelines, and distinct counts by grouping twice."""
 
 from __future__ import annotations
 
@@ -17,6 +17,30 @@ from datasources.billing_tables import bills
 
 Row = dict[str, Any]
 DAY_MS = 86_400_000
+
+
+def _per_patient_then_per(key: Any, sums: dict[str, Any]) -> list[dict]:
+    """Group by (key, patient), then by key: `patients` counts distinct patients.
+
+    Cheaper than $addToSet + $size, which the embedded server evaluates in time
+    quadratic in the group size (every report timed out on the large data set), and
+    equally exact on real MongoDB. `sums` are {name: per-document expression} to add up.
+    """
+    return [
+        {
+            "$group": {
+                "_id": {"key": key, "patient": "$patientId"},
+                **{name: {"$sum": expression} for name, expression in sums.items()},
+            }
+        },
+        {
+            "$group": {
+                "_id": "$_id.key",
+                "patients": {"$sum": 1},
+                **{name: {"$sum": f"${name}"} for name in sums},
+            }
+        },
+    ]
 
 
 def _range(field: str, starts_from: datetime | None, before: datetime | None) -> dict:
@@ -46,14 +70,7 @@ class ReportStore:
             "appointments",
             [
                 {"$match": {"status": {"$ne": CANCELLED}, **_range("start", starts_from, before)}},
-                {
-                    "$group": {
-                        "_id": "$doctorId",
-                        "appointments": {"$sum": 1},
-                        "patientSet": {"$addToSet": "$patientId"},
-                    }
-                },
-                {"$project": {"appointments": 1, "patients": {"$size": "$patientSet"}}},
+                *_per_patient_then_per("$doctorId", {"appointments": 1}),
                 {"$sort": {"patients": -1, "appointments": -1, "_id": 1}},
                 {
                     "$lookup": {
@@ -143,7 +160,7 @@ class ReportStore:
         """Per calendar month (UTC) of the year: appointments by status, distinct patients."""
 
         def count(status: str) -> dict:
-            return {"$sum": {"$cond": [{"$eq": ["$status", status]}, 1, 0]}}
+            return {"$cond": [{"$eq": ["$status", status]}, 1, 0]}
 
         start = datetime(year, 1, 1, tzinfo=UTC)
         end = datetime(year + 1, 1, 1, tzinfo=UTC)
@@ -151,23 +168,14 @@ class ReportStore:
             "appointments",
             [
                 {"$match": _range("start", start, end)},
-                {
-                    "$group": {
-                        "_id": {"$month": "$start"},
+                *_per_patient_then_per(
+                    {"$month": "$start"},
+                    {
                         "scheduled": count(SCHEDULED),
                         "completed": count(COMPLETED),
                         "cancelled": count(CANCELLED),
-                        "patientSet": {"$addToSet": "$patientId"},
-                    }
-                },
-                {
-                    "$project": {
-                        "scheduled": 1,
-                        "completed": 1,
-                        "cancelled": 1,
-                        "patients": {"$size": "$patientSet"},
-                    }
-                },
+                    },
+                ),
             ],
         )
         return [
@@ -195,28 +203,16 @@ class ReportStore:
                         **_range("startDate", starts_from, before),
                     }
                 },
-                {
-                    "$group": {
-                        "_id": "$indication",
-                        "prescriptions": {"$sum": 1},
-                        "averageCents": {"$avg": "$costCents"},
-                        "patientSet": {"$addToSet": "$patientId"},
-                    }
-                },
-                {
-                    "$project": {
-                        "prescriptions": 1,
-                        "averageCents": 1,
-                        "patients": {"$size": "$patientSet"},
-                    }
-                },
+                *_per_patient_then_per(
+                    "$indication", {"prescriptions": 1, "totalCents": "$costCents"}
+                ),
             ],
         )
         return [
             {
                 "disease": r["_id"],
                 "prescriptions": r["prescriptions"],
-                "averageCents": r["averageCents"],
+                "averageCents": r["totalCents"] / r["prescriptions"],
                 "patients": r["patients"],
             }
             for r in rows

@@ -55,7 +55,10 @@ class DemoGenerator:
         self.rng = random.Random(seed)
         self.size = size
         self.anchor = datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC)
-        self.now = datetime.now(UTC)
+        # Statuses are decided as of the anchor, never the wall clock, so a seed and an
+        # anchor give the same data at any hour. (Visits between the anchor and now are
+        # still SCHEDULED: the clinic has not recorded them yet, as in life.)
+        self.as_of = self.anchor
 
     def object_id(self) -> ObjectId:
         return ObjectId(self.rng.randbytes(12))
@@ -165,9 +168,9 @@ class DemoGenerator:
                 continue
             taken.add((doctor["_id"], start))
             duration = rng.choice([15, 30, 30])
-            if start + timedelta(minutes=duration) <= self.now:
+            if start + timedelta(minutes=duration) <= self.as_of:
                 status = COMPLETED if rng.random() < 0.85 else CANCELLED
-            elif start > self.now:
+            elif start >= self.as_of:
                 status = SCHEDULED if rng.random() < 0.9 else CANCELLED
             else:
                 continue  # under way right now: leave the present alone
@@ -176,7 +179,7 @@ class DemoGenerator:
             reason = (
                 f"Follow-up: {condition}" if patient["conditions"] else f"Consultation: {condition}"
             )
-            created = min(start - timedelta(days=rng.randint(1, 30)), self.now)
+            created = min(start - timedelta(days=rng.randint(1, 30)), self.as_of)
             document = {
                 "_id": self.object_id(),
                 "patientId": patient["_id"],
@@ -258,7 +261,7 @@ class DemoGenerator:
         if self.rng.random() < 0.05:
             status = "STOPPED"
         else:
-            status = "COMPLETED" if end < self.now else "ACTIVE"
+            status = "COMPLETED" if end < self.as_of else "ACTIVE"
         return {
             "_id": self.object_id(),
             "patientId": patient_id,

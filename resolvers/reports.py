@@ -85,8 +85,9 @@ async def resolve_disease_treatment_durations(
     info: Info, starts_from: From = None, before: Before = None
 ) -> types.DiseaseDurationsReport | None:
     _period(starts_from, before)
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    # An open prescription runs until the end of the period, or now if that is earlier.
+    # An open prescription runs until the end of the period, or the start of the current
+    # hour if that is earlier: to the hour, so a cached result serves a whole hour.
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     open_until = min(before, now) if before else now
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:

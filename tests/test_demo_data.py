@@ -69,3 +69,20 @@ def test_prescriptions_come_from_doctors_the_patient_has_seen():
         assert (
             prescription["endDate"] is None or prescription["endDate"] >= prescription["startDate"]
         )
+
+
+def test_the_wall_clock_does_not_change_the_data(monkeypatch):
+    """Statuses are decided as of the anchor: thirteen hours later, the same data."""
+    from datetime import datetime, timedelta
+
+    import demo.generator
+
+    before = _generate(9)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + timedelta(hours=13)
+
+    monkeypatch.setattr(demo.generator, "datetime", Later)
+    assert _generate(9) == before

@@ -260,9 +260,15 @@ def expected_top_doctors(s: Stored, *, start, before, limit=10, k=None) -> dict:
     return {"rows": rows, "privacy": privacy(k, len(ranked) - len(shown))}
 
 
+def current_hour() -> datetime:
+    """Open prescriptions run until the start of the current hour (schema description)."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def expected_durations(s: Stored, *, start, before, now, k=None) -> dict:
     """One episode per (patient, disease): earliest start to latest end of its COMPLETED
-    diagnosing visits and indicated prescriptions (open ones run to min(before, now))."""
+    diagnosing visits and indicated prescriptions (open ones run to min(before, the
+    start of the current hour))."""
     open_until = min(before, now) if before else now
     episodes: dict[tuple, list[datetime]] = {}
 
@@ -366,7 +372,7 @@ def expected(report: str, s: Stored, variables: dict, k: int | None = None) -> d
             s, start=start, before=before, limit=variables.get("limit", 10), k=k
         )
     if report == "diseaseTreatmentDurations":
-        return expected_durations(s, start=start, before=before, now=datetime.now(UTC), k=k)
+        return expected_durations(s, start=start, before=before, now=current_hour(), k=k)
     if report == "monthlyAppointmentTrend":
         return expected_monthly(s, year=variables["year"], k=k)
     return expected_costs(s, start=start, before=before, k=k)
@@ -599,7 +605,7 @@ async def test_open_prescription_runs_until_before_or_now(client, services, edge
     assert await rare_days({"before": iso(until)}) == pytest.approx(
         (until - EDGE_VISIT) / DAY, abs=0.006
     )
-    now = datetime.now(UTC)
+    now = current_hour()
     assert await rare_days({"before": iso(utc(2099, 1, 1))}) == pytest.approx(
         (now - EDGE_VISIT) / DAY, abs=0.01
     )
