@@ -119,6 +119,11 @@ class ReportCache:
                     if cached is not None:
                         return orjson.loads(cached)
                     if not await self.client.exists(lock):
+                        # The leader stores the result before releasing the lock: read
+                        # once more, or we would race it between the two reads above.
+                        cached = await self.client.get(key)
+                        if cached is not None:
+                            return orjson.loads(cached)
                         break  # the other process failed: compute ourselves
                 except RedisError:
                     break
