@@ -27,6 +27,7 @@ from tests.support import (
     MongoCommandCounter,
     SqlStatementCounter,
     issue_token,
+    settings_for_test,
 )
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -101,16 +102,7 @@ async def billing_url(billing_backend: str, tmp_path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(mongo_uri: str, billing_url: str, tmp_path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        mongodb_uri=mongo_uri,
-        mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
-        database_url=billing_url,
-        redis_url=None,
-        demo_data=False,
-        jwt_secret="test-signing-key-" + "x" * 32,
-        bcrypt_rounds=4,  # the cheapest cost: tests check behaviour, not hashing strength
-    )
+    return settings_for_test(mongo_uri, tmp_path, database_url=billing_url)
 
 
 @pytest.fixture
@@ -143,8 +135,9 @@ def sql_counter(services) -> SqlStatementCounter:
 async def http_client(app, token: str | None = None) -> AsyncIterator[GraphQLClient]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                 headers=headers) as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         yield GraphQLClient(http)
 
 

@@ -95,6 +95,31 @@ async def issue_token(services, role, *, patient_id=None, doctor_id=None, mfa=Tr
     users = UserStore(services.db, AccessScope.system())
     user = await users.create(
         email=f"{role.value.lower()}-{uuid.uuid4().hex[:8]}@test.invalid",
-        password_hash="!unusable", role=role.value, patient_id=patient_id, doctor_id=doctor_id)
-    return services.tokens.issue_access(user_id=str(user["_id"]), role=role.value,
-                                        version=user["tokenVersion"], mfa=mfa).token
+        password_hash="!unusable",
+        role=role.value,
+        patient_id=patient_id,
+        doctor_id=doctor_id,
+    )
+    return services.tokens.issue_access(
+        user_id=str(user["_id"]), role=role.value, version=user["tokenVersion"], mfa=mfa
+    ).token
+
+
+def settings_for_test(mongo_uri: str, data_dir, *, database_url: str | None = None, **overrides):
+    """Settings for one test app: its own MongoDB database, SQLite billing unless told
+    otherwise, the Redis stand-in, no demo data, a fixed key and the cheapest bcrypt."""
+    import uuid
+
+    from settings import Settings
+
+    return Settings(
+        data_dir=data_dir,
+        mongodb_uri=mongo_uri,
+        mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
+        database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'billing.sqlite3'}",
+        redis_url=None,
+        demo_data=False,
+        jwt_secret="test-signing-key-" + "x" * 32,
+        bcrypt_rounds=4,  # the cheapest cost: tests check behaviour, not hashing strength
+        **overrides,
+    )

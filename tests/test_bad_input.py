@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -31,9 +30,8 @@ from app import create_app
 from auth.roles import Role
 from demo.generator import load_demo_data
 from runtime.services import Services
-from settings import Settings
 from tests.conftest import DEMO_ANCHOR
-from tests.support import GraphQLClient, issue_token
+from tests.support import GraphQLClient, issue_token, settings_for_test
 
 MALFORMED_ID = "nope"
 UNKNOWN_ID = "0123456789abcdef01234567"  # well-formed, matches nothing
@@ -278,16 +276,7 @@ async def discover_ids(client: GraphQLClient) -> Ids:
 @pytest.fixture(scope="module")
 async def api(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     data_dir = tmp_path_factory.mktemp("bad_input")
-    settings = Settings(
-        data_dir=data_dir,
-        mongodb_uri=mongo_uri,
-        mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'billing.sqlite3'}",
-        redis_url=None,
-        demo_data=False,
-        jwt_secret="test-signing-key-" + "x" * 32,
-        bcrypt_rounds=4,
-    )
+    settings = settings_for_test(mongo_uri, data_dir)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         services = application.state.services

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 import unicodedata
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,9 +28,8 @@ from app import create_app
 from auth.roles import Role
 from demo.generator import load_demo_data
 from runtime.services import Services
-from settings import Settings
 from tests.conftest import DEMO_ANCHOR
-from tests.support import GraphQLClient, issue_token
+from tests.support import GraphQLClient, issue_token, settings_for_test
 
 WEEKDAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 A_FUTURE_MONDAY = date(2030, 1, 7)
@@ -58,16 +56,7 @@ SPECIALTIES = [
 async def running_app(
     mongo_uri: str, data_dir: Path
 ) -> AsyncIterator[tuple[GraphQLClient, Services]]:
-    settings = Settings(
-        data_dir=data_dir,
-        mongodb_uri=mongo_uri,
-        mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'billing.sqlite3'}",
-        redis_url=None,
-        demo_data=False,
-        jwt_secret="test-signing-key-" + "x" * 32,
-        bcrypt_rounds=4,
-    )
+    settings = settings_for_test(mongo_uri, data_dir)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         services = application.state.services
