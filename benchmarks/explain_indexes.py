@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import statistics
 import sys
@@ -51,7 +50,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from benchmarks.harness import BenchmarkError, embedded_app, run_benchmark
+from benchmarks.harness import BenchmarkError, embedded_app, load_text, run_benchmark
 from datasources.appointments import AppointmentStore
 from datasources.mongo import INDEXES, ensure_indexes
 from datasources.people import DoctorStore, PatientStore
@@ -476,14 +475,6 @@ def print_summary(
         else f"  {differing} queries answered differently with and without indexes"
     )
     return 1 if differing else 0
-
-
-def load_text() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return "load average n/a"
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 # --- main ------------------------------------------------------------------------------

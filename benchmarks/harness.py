@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Coroutine
@@ -104,3 +105,23 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile: a value that was actually observed."""
     rank = max(1, math.ceil(fraction * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of another process so far; None where /proc is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_text() -> str:
+    """The machine's load, printed beside results: timings mean little on a busy machine."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "load average n/a"
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"

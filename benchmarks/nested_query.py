@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import statistics
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from time import perf_counter, process_time
 
 import httpx
@@ -52,7 +50,13 @@ from starlette.routing import Route
 
 from auth.roles import Role
 from auth.tokens import ACCESS, InvalidToken
-from benchmarks.harness import BenchmarkError, embedded_app, percentile, run_benchmark
+from benchmarks.harness import (
+    BenchmarkError,
+    embedded_app,
+    percentile,
+    process_cpu_seconds,
+    run_benchmark,
+)
 from datasources.billing_tables import bills
 from demo.generator import SIZES, load_demo_data
 from runtime.services import Services
@@ -358,17 +362,6 @@ async def verify_same_data(graphql: httpx.AsyncClient, raw: httpx.AsyncClient, n
     if graphql_data != raw_data:
         difference = first_difference(nodes, raw_data["appointments"]["nodes"])
         raise BenchmarkError(f"graphql and raw answers differ for N={n}: {difference}")
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) of another process so far; None where /proc is missing."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

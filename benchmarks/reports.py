@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import statistics
 import sys
 from collections.abc import AsyncIterator
@@ -63,7 +62,13 @@ import sqlalchemy as sa
 from pymongo.errors import BulkWriteError
 
 from auth.roles import Role
-from benchmarks.harness import BenchmarkError, embedded_app, run_benchmark
+from benchmarks.harness import (
+    BenchmarkError,
+    embedded_app,
+    load_text,
+    process_cpu_seconds,
+    run_benchmark,
+)
 from datasources.billing_tables import bills
 from demo.generator import SIZES, default_anchor, load_demo_data
 from runtime.services import Services
@@ -195,15 +200,6 @@ async def load_seed(bench: Bench, size: str, seed: int) -> dict[str, int]:
                 f"seed {seed}: {name} has {after[name]} rows, expected {before[name]} + {count}"
             )
     return after
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_for_idle(bench: Bench) -> str:
@@ -506,14 +502,6 @@ async def grow(
 def cpu_text(runs: Runs) -> str:
     median = runs.database_cpu_median_ms
     return "n/a" if median is None else f"{median:.1f}"
-
-
-def load_text() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return "load average n/a"
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def print_cache_table(
