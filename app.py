@@ -32,6 +32,7 @@ from errors import format_error
 from runtime.services import Services
 from schema import schema
 from settings import Settings
+from web.graphiql import graphiql_routes, render_graphiql
 
 log = logging.getLogger("caregraph")
 
@@ -41,6 +42,11 @@ class CareGraphView(GraphQL):
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
         self.services: Services | None = None  # set by the lifespan
+        # The trusted Login document's id, for GraphiQL's sign-in form (None: send its text).
+        self.login_document_id: str | None = None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return render_graphiql(self.login_document_id)
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         services = self.services
@@ -239,6 +245,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
+            *graphiql_routes(settings),
         ],
         middleware=[
             Middleware(SecurityHeaders),

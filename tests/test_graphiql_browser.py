@@ -1,0 +1,266 @@
+"""GraphiQL as a person uses it: the real app under uvicorn on a loopback port, driven in
+headless Chromium (Debian's /usr/bin/chromium) through Playwright.
+
+The page must load everything from this server (the machines that run CareGraph have no
+internet), send the token box's token, sign in through its form, and run queries. When
+Chromium or Playwright is missing the browser tests skip, or fail under
+CAREGRAPH_REQUIRE_SERVICES=1 (scripts/test installs Chromium).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from strawberry.printer import print_schema
+
+from app import create_app
+from auth.roles import Role
+from schema import schema
+from settings import Settings
+from tests.support import issue_token
+from web.graphiql import render_graphiql
+
+CHROMIUM = os.environ.get("CAREGRAPH_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_INSTALLED = Path(CHROMIUM).exists()
+# Flags that work on CI's and developers' machines: no sandbox (root in a container), no
+# GPU, and none of the background traffic a first start would send to the internet.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REQUIRE_SERVICES = os.environ.get("CAREGRAPH_REQUIRE_SERVICES") == "1"
+
+
+def _unavailable(message: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# --- without a browser: what the server sends --------------------------------------
+
+
+@asynccontextmanager
+async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+        await application.state.services.mongo_client.drop_database(settings.mongodb_database)
+
+
+async def test_page_schema_and_assets_are_served_with_a_strict_policy(settings):
+    async with http(settings) as client:
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+        sdl = await client.get("/graphiql/schema.graphql")
+        bundle = await client.get("/graphiql/assets/graphiql.min.js")
+
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "default-src 'none'" in policy
+    assert "<script>" not in page.text and "https://" not in page.text
+    assert sdl.status_code == 200 and sdl.text == print_schema(schema) + "\n"
+    assert bundle.status_code == 200 and bundle.headers["cache-control"] == "no-cache"
+
+
+async def test_graphiql_off_serves_no_page_schema_or_assets(settings):
+    async with http(settings.with_overrides(graphiql=False)) as client:
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+        sdl = await client.get("/graphiql/schema.graphql")
+        bundle = await client.get("/graphiql/assets/graphiql.min.js")
+
+    assert (page.status_code, sdl.status_code, bundle.status_code) == (404, 404, 404)
+
+
+def test_sign_in_form_sends_the_trusted_login_document_by_id_when_there_is_one():
+    by_id = render_graphiql("sha256:" + "a" * 64).body.decode()
+    by_text = render_graphiql(None).body.decode()
+
+    assert 'data-login-document-id="sha256:aaaa' in by_id
+    assert 'data-login-document=""' in by_id
+    assert 'data-login-document-id=""' in by_text
+    assert "mutation Login(" in by_text
+
+
+# --- in the browser -------------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Starlette
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app under uvicorn on a free loopback port, in this test's event loop (so the
+    test can reach the app's services directly, e.g. to make a token)."""
+    application = create_app(settings)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()  # start-up failed: raise its error
+            await asyncio.sleep(0.05)
+        yield LiveServer(url=f"http://127.0.0.1:{port}", app=application)
+        await application.state.services.mongo_client.drop_database(settings.mongodb_database)
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
+
+
+@dataclass
+class PageWatch:
+    """Every request the page made, and everything that went wrong while it ran."""
+
+    origin: str
+    requests: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def attach(self, page) -> None:
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("requestfailed", lambda r: self.problems.append(f"failed {r.url}: {r.failure}"))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"),
+        )
+        # CSP violations and script errors are reported on the console.
+        page.on(
+            "console",
+            lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"),
+        )
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+
+    def assert_clean(self) -> None:
+        elsewhere = [url for url in self.requests if not url.startswith(self.origin + "/")]
+        assert not elsewhere, f"requests off this server (a CDN?): {elsewhere}"
+        assert not self.problems, self.problems
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    if not CHROMIUM_INSTALLED:
+        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as error:
+        _unavailable(f"Playwright is not installed ({error}): pip install -e '.[dev]'")
+    async with async_playwright() as playwright:
+        # Playwright gives each launch a fresh temporary profile (--user-data-dir).
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        await chromium.close()
+
+
+@asynccontextmanager
+async def graphiql_page(browser, server: LiveServer):
+    """A fresh browser context on the GraphiQL page, loaded and ready."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(origin=server.url)
+    watch.attach(page)
+    try:
+        await page.goto(f"{server.url}/graphql")
+        await page.locator(".graphiql-query-editor .CodeMirror").wait_for()
+        yield page, watch
+    finally:
+        await context.close()
+
+
+async def run_query(page, query: str) -> str:
+    """Type the query into GraphiQL's editor, press the run button, return the result."""
+    from playwright.async_api import expect
+
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    await editor.click()
+    await page.keyboard.press("Control+A")
+    # insert_text, not type: typing a "{" would trigger the editor's bracket closing.
+    await page.keyboard.insert_text(query)
+    result = page.locator(".result-window")
+    await page.locator(".graphiql-execute-button").click()
+    await expect(result).to_contain_text('"data"')
+    return await result.inner_text()
+
+
+async def test_a_pasted_token_is_sent_with_queries(browser, settings):
+    from playwright.async_api import expect
+
+    async with live_server(settings) as server:
+        token = await issue_token(server.app.state.services, Role.DOCTOR)
+        async with graphiql_page(browser, server) as (page, watch):
+            # GraphiQL has the schema from SDL: its docs list the root types.
+            await page.get_by_role("button", name="Show Documentation Explorer").click()
+            await expect(page.locator(".graphiql-doc-explorer")).to_contain_text("Query")
+
+            await page.locator("#access-token").fill(token)
+            result = await run_query(page, "{ me { email role } }")
+
+            watch.assert_clean()
+    assert '"role": "DOCTOR"' in result
+    assert '"errors"' not in result
+
+
+async def test_headers_editor_still_sends_its_headers(browser, settings):
+    async with live_server(settings) as server:
+        token = await issue_token(server.app.state.services, Role.PHARMACIST)
+        async with graphiql_page(browser, server) as (page, watch):
+            await page.get_by_role("button", name="Headers").click()
+            headers = page.locator(".graphiql-editor-tool .graphiql-editor:visible .CodeMirror")
+            await headers.click()
+            await page.keyboard.insert_text(json.dumps({"Authorization": f"Bearer {token}"}))
+            result = await run_query(page, "{ me { role } }")
+
+            watch.assert_clean()
+    assert '"role": "PHARMACIST"' in result
+
+
+async def test_sign_in_form_fills_the_token_box_and_queries_run_as_that_user(
+    browser, settings, tmp_path
+):
+    from playwright.async_api import expect
+
+    # The lifespan loads the small demo data set and creates one demo account per role.
+    settings = settings.with_overrides(demo_data=True, demo_size="small")
+    async with live_server(settings) as server:
+        logins = json.loads((settings.data_dir / "demo-logins.json").read_text())
+        doctor = next(login for login in logins if login["role"] == "DOCTOR")
+        async with graphiql_page(browser, server) as (page, watch):
+            await page.locator("#sign-in [name=email]").fill(doctor["email"])
+            await page.locator("#sign-in [name=password]").fill(doctor["password"])
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator("#sign-in-status")).to_contain_text("Signed in as")
+            await expect(page.locator("#access-token")).not_to_have_value("")
+
+            result = await run_query(page, "{ me { email } appointments(first: 1) { totalCount } }")
+
+            watch.assert_clean()
+    assert doctor["email"] in result
+    assert '"errors"' not in result
+    # The doctor's own schedule from the demo data.
+    assert int(re.search(r'"totalCount": (\d+)', result).group(1)) > 0

@@ -1,0 +1,1 @@
+"""Browser-facing pages served next to the API (GraphiQL)."""
