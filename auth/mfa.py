@@ -26,6 +26,10 @@ def matching_step(secret: str, code: str) -> int | None:
     (as authenticator apps expect), or None. Callers accept a step only once: RFC 6238
     section 5.2 forbids accepting a code again after it has been validated."""
     totp, code = pyotp.TOTP(secret), code.strip()
+    # A code is ASCII digits. Anything else cannot match, and compare_digest raises
+    # TypeError for non-ASCII text instead of answering False.
+    if not (code.isascii() and code.isdigit()):
+        return None
     now = totp.timecode(datetime.now(UTC))
     for step in (now - 1, now, now + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):

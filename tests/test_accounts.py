@@ -572,6 +572,28 @@ async def test_wrong_totp_code_is_refused(anonymous, mfa_account):
     assert code_of(error) == "UNAUTHENTICATED"
 
 
+NOT_A_CODE = ["１２３４５６", "12345é", "⅌", "ꞝ vï", "\x00"]  # fullwidth digits, non-ASCII
+
+
+@pytest.mark.parametrize("code", NOT_A_CODE)
+async def test_a_code_that_is_not_ascii_digits_is_refused_at_login(anonymous, mfa_account, code):
+    # Found by tests/test_fuzz.py: compare_digest raised TypeError for non-ASCII text.
+    error = await login_error(anonymous, EMAIL, PASSWORD, totp=code)
+    assert code_of(error) == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("code", NOT_A_CODE)
+async def test_a_code_that_is_not_ascii_digits_does_not_confirm_mfa(app, anonymous, users, code):
+    await make_account(users, EMAIL)
+    session = await login_tokens(anonymous, EMAIL)
+    async with http_client(app, session["accessToken"]) as signed_in:
+        await signed_in.data("mutation { enrollMfa { secret } }")
+        error = await signed_in.error(
+            "mutation($code: String!) { confirmMfa(code: $code) { codes } }", {"code": code}
+        )
+    assert (code_of(error), error["extensions"].get("field")) == ("BAD_USER_INPUT", "code")
+
+
 async def test_a_totp_code_signs_in_only_once(anonymous, mfa_account):
     code = unused_code(mfa_account["secret"], mfa_account["used_codes"])
     await login_tokens(anonymous, EMAIL, totp=code)
