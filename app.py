@@ -112,6 +112,12 @@ class CareGraphView(GraphQL):
             raise HTTPException(400, "The request body must be a JSON object")
         return parsed
 
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson, not json.loads: it refuses (JSONDecodeError, so a 400) what json.loads
+        # lets through to fail later as a 500: lone surrogates ("\ud800"), which no store
+        # or hash can encode, and nesting deep enough to raise RecursionError.
+        return orjson.loads(data)
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 

@@ -927,6 +927,15 @@ async def test_change_that_would_break_a_record_is_conflict(api, query, variable
 
 JSON = {"content-type": "application/json"}
 A_QUERY = "{ patients { totalCount } }"
+NAMED = "query($name: String) { patients(name: $name) { totalCount } }"
+DEEPLY_NESTED = b'{"query": "{ me { id } }", "variables": %s}' % (b"[" * 100_000 + b"]" * 100_000)
+
+
+def ascii_json(query: str, **variables: Any) -> dict[str, Any]:
+    """A JSON body with non-ASCII escaped (\\uXXXX): httpx's encoder cannot write these."""
+    return {"content": json.dumps({"query": query, "variables": variables}), "headers": JSON}
+
+
 HTTP_CASES = [
     pytest.param("POST", {"content": b"{bad json", "headers": JSON}, id="malformed-json"),
     pytest.param("POST", {"content": b'{"query": "{ x }"', "headers": JSON}, id="truncated-json"),
@@ -955,6 +964,19 @@ HTTP_CASES = [
         "POST",
         {"json": {"query": A_QUERY, "variables": {"pad": "x" * 300_000}}},
         id="body-over-the-size-limit",
+    ),
+    # Valid JSON to json.loads, but it used to fail later as a 500: nesting deep enough
+    # for a RecursionError, and lone surrogates (no store or hash can encode them).
+    pytest.param("POST", {"content": DEEPLY_NESTED, "headers": JSON}, id="json-nested-too-deep"),
+    pytest.param(
+        "POST",
+        ascii_json(CREATE_DOCTOR, input=doctor_input(givenName="Gr\ud800")),
+        id="lone-surrogate-in-variables",
+    ),
+    pytest.param(
+        "GET",
+        {"params": {"query": NAMED, "variables": json.dumps({"name": "\ud800"})}},
+        id="get-with-lone-surrogate-in-variables",
     ),
 ]
 
