@@ -6,7 +6,11 @@ INTERNAL_SERVER_ERROR and the details go to the log, never to the client.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# graphql-core appends hints that reveal the schema ("Did you mean 'ssn'?").
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
 
 
 class CareGraphError(Exception):
@@ -47,6 +51,8 @@ class Unauthenticated(CareGraphError):
 def _request_error_code(message: str) -> str:
     """graphql-core has no error codes: classify parse/validation/coercion messages."""
     if message.startswith("Syntax Error"):
+        if "tokens. Parsing aborted" in message:
+            return "MAX_TOKENS_LIMIT"
         return "GRAPHQL_PARSE_FAILED"
     bad_value_markers = (
         "got invalid value",  # graphql-core 3.2
@@ -63,16 +69,23 @@ def _request_error_code(message: str) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-def format_error(error: Any) -> dict[str, Any]:
-    """The JSON a client sees for one GraphQLError: always with `extensions.code`."""
+def format_error(error: Any, *, hide_suggestions: bool = False) -> dict[str, Any]:
+    """The JSON a client sees for one GraphQLError: always with `extensions.code`.
+
+    hide_suggestions (production): drop graphql-core's "Did you mean ...?" hints, which
+    would let a caller without introspection discover field and type names.
+    """
     formatted = dict(error.formatted)
     original = error.original_error
     if isinstance(original, CareGraphError):
         extensions = {"code": original.code, **original.extensions}
-    elif error.path is None:
-        # Raised before execution (parse, validation, variable coercion): the message
-        # describes the client's request and is safe to return.
-        extensions = {"code": _request_error_code(error.message)}
+    elif error.path is None and (original is None or error.nodes):
+        # Raised before execution (parse, validation, limits, variable coercion): the
+        # message describes the client's request and is safe to return.
+        extensions = dict(error.extensions or {})
+        extensions.setdefault("code", _request_error_code(error.message))
+        if hide_suggestions:
+            formatted["message"] = _SUGGESTION.sub("", formatted["message"])
     elif original is None:
         extensions = {"code": "INTERNAL_SERVER_ERROR", **(error.extensions or {})}
         extensions.setdefault("code", "INTERNAL_SERVER_ERROR")
@@ -81,3 +94,26 @@ def format_error(error: Any) -> dict[str, Any]:
         extensions = {"code": "INTERNAL_SERVER_ERROR"}
     formatted["extensions"] = extensions
     return formatted
+
+
+class HttpError(Exception):
+    """A request refused before GraphQL runs (protocol, persisted queries, CSRF rules).
+
+    Persisted-query clients switch on exact statuses and codes, so each refusal says
+    both; `headers` carries what the protocol requires (Allow, Cache-Control).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str = "BAD_REQUEST",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}

@@ -23,6 +23,20 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _env_roles(name: str, default: frozenset[str]) -> frozenset[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return frozenset(role.strip().upper() for role in raw.split(",") if role.strip())
+
+
+# Which operations a deployment executes (see persisted/policy.py):
+OPEN = "open"  # any query text
+ALLOW_LIST_AUDIT = "allow-list-audit"  # any query text; ones outside queries/ are logged
+PERSISTED_ONLY = "persisted-only"  # only the trusted documents in queries/, by id
+DOCUMENT_MODES = (OPEN, ALLOW_LIST_AUDIT, PERSISTED_ONLY)
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where the embedded defaults keep their files (MongoDB data, SQLite billing file).
@@ -39,7 +53,28 @@ class Settings:
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # Production mode: no introspection, no "Did you mean" suggestions, GraphiQL off
+    # and persisted-only documents unless each is turned back on explicitly.
+    production: bool = False
     graphiql: bool = True
+    introspection: bool = True
+    document_mode: str = OPEN
+    # Roles that may still send free-form queries (say, analysts in GraphiQL) when the
+    # document mode is persisted-only for everyone else.
+    freeform_roles: frozenset[str] = frozenset()
+    # Automatic persisted queries (Apollo protocol), kept in Redis this long.
+    apq_enabled: bool = True
+    apq_ttl_s: int = 7 * 24 * 3600
+    # Where the trusted documents live, one operation per .graphql file.
+    queries_dir: Path = field(default_factory=lambda: Path(__file__).parent / "queries")
+    # Anonymous GET requests for persisted queries may be cached by a CDN this long.
+    public_cache_max_age_s: int = 60
+    # Operation limits, checked before any resolver runs.
+    max_depth: int = 12
+    max_aliases: int = 50
+    max_tokens: int = 3_000
+    # Estimated number of fields resolved (lists count as their page size).
+    max_cost: int = 25_000
     # Load the deterministic demo data set when the MongoDB database is empty.
     demo_data: bool = True
     demo_seed: int = 42
@@ -73,6 +108,12 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         defaults = cls()
+        production = os.environ.get("CAREGRAPH_ENV", "").strip().lower() == "production"
+        document_mode = os.environ.get(
+            "CAREGRAPH_DOCUMENT_MODE", PERSISTED_ONLY if production else OPEN
+        )
+        if document_mode not in DOCUMENT_MODES:
+            raise ValueError(f"CAREGRAPH_DOCUMENT_MODE must be one of {', '.join(DOCUMENT_MODES)}")
         return cls(
             data_dir=Path(os.environ.get("CAREGRAPH_DATA_DIR", str(defaults.data_dir))),
             mongodb_uri=os.environ.get("MONGODB_URI") or None,
@@ -85,7 +126,21 @@ class Settings:
             redis_url=os.environ.get("REDIS_URL") or None,
             host=os.environ.get("CAREGRAPH_HOST", defaults.host),
             port=_env_int("CAREGRAPH_PORT", defaults.port),
-            graphiql=_env_bool("CAREGRAPH_GRAPHIQL", defaults.graphiql),
+            production=production,
+            graphiql=_env_bool("CAREGRAPH_GRAPHIQL", not production),
+            introspection=_env_bool("CAREGRAPH_INTROSPECTION", not production),
+            document_mode=document_mode,
+            freeform_roles=_env_roles("CAREGRAPH_FREEFORM_ROLES", defaults.freeform_roles),
+            apq_enabled=_env_bool("CAREGRAPH_APQ", defaults.apq_enabled),
+            apq_ttl_s=_env_int("CAREGRAPH_APQ_TTL_S", defaults.apq_ttl_s),
+            queries_dir=Path(os.environ.get("CAREGRAPH_QUERIES_DIR", str(defaults.queries_dir))),
+            public_cache_max_age_s=_env_int(
+                "CAREGRAPH_PUBLIC_CACHE_MAX_AGE_S", defaults.public_cache_max_age_s
+            ),
+            max_depth=_env_int("CAREGRAPH_MAX_DEPTH", defaults.max_depth),
+            max_aliases=_env_int("CAREGRAPH_MAX_ALIASES", defaults.max_aliases),
+            max_tokens=_env_int("CAREGRAPH_MAX_TOKENS", defaults.max_tokens),
+            max_cost=_env_int("CAREGRAPH_MAX_COST", defaults.max_cost),
             demo_data=_env_bool("CAREGRAPH_DEMO_DATA", defaults.demo_data),
             demo_seed=_env_int("CAREGRAPH_DEMO_SEED", defaults.demo_seed),
             demo_size=os.environ.get("CAREGRAPH_DEMO_SIZE", defaults.demo_size),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.permission import PermissionExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -32,6 +31,8 @@ from schema.appointment import (
 )
 from schema.bill import Bill, BillMutations, BillQueries
 from schema.doctor import AvailabilityWindow, Doctor, DoctorMutations, DoctorQueries
+from schema.documents import PreparedDocuments
+from schema.limits import OperationLimits
 from schema.patient import Address, Contact, Patient, PatientMutations, PatientQueries
 from schema.prescription import Dosage, Prescription, PrescriptionMutations, PrescriptionQueries
 from schema.report import (
@@ -157,9 +158,8 @@ def build_schema() -> CareGraphSchema:
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        # Clients send the same documents again and again: parse and validate each once.
-        # (Measured: validation was half of a login's CPU on the event loop.)
-        extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
+        # Order matters: documents are validated before their limits are measured.
+        extensions=[PreparedDocuments, OperationLimits],
     )
 
 

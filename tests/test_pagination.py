@@ -56,7 +56,9 @@ SPECIALTIES = [
 async def running_app(
     mongo_uri: str, data_dir: Path
 ) -> AsyncIterator[tuple[GraphQLClient, Services]]:
-    settings = settings_for_test(mongo_uri, data_dir)
+    # These tests read every parent with its nested page in one request, which the
+    # default cost budget rightly refuses; the budget has tests of its own.
+    settings = settings_for_test(mongo_uri, data_dir).with_overrides(max_cost=10**6)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         services = application.state.services

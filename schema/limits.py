@@ -1,0 +1,315 @@
+"""Operation limits: depth, aliases and estimated cost, checked before any resolver runs.
+
+One walk over the operation, with fragments expanded where they are spread, measures
+all three, so an alias or a nested list hidden in a fragment counts like any other.
+Cost estimates how many fields the server would resolve: the lists in a page holder (a
+connection's `nodes` and `edges`, a report's `rows`) count its page size (`first` or
+`limit`, else the default) times, any other list of objects the default page size
+times; the holder's own fields (pageInfo, totalCount) once.
+Introspection (`__schema`, `__type`) counts as one field and is not walked: its size
+is bounded by the schema, its nesting by graphql-core's MaxIntrospectionDepthRule, and
+production turns it off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    get_named_type,
+    is_composite_type,
+    value_from_ast_untyped,
+)
+from strawberry.extensions import SchemaExtension
+
+PAGE_ARGUMENTS = ("first", "limit")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int
+    max_aliases: int
+    max_cost: int
+    page_size_default: int
+    page_size_max: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        return cls(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_cost=settings.max_cost,
+            page_size_default=settings.page_size_default,
+            page_size_max=settings.page_size_max,
+        )
+
+
+@dataclass
+class Measurement:
+    depth: int = 0
+    aliases: int = 0
+    cost: int = 0
+    # A page argument over the cap, as (field name, requested size); resolvers would
+    # refuse it, but only after their parents had run.
+    oversized_page: tuple[str, int] | None = None
+
+
+def select_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == operation_name), None)
+
+
+def measure(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    *,
+    variables: Mapping[str, Any] | None,
+    limits: Limits,
+) -> Measurement:
+    """Depth, aliases and cost of one operation of an already validated document."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    defaults = {
+        v.variable.name.value: value_from_ast_untyped(v.default_value)
+        for v in operation.variable_definitions or ()
+        if v.default_value is not None
+    }
+    walk = _Walk(schema, fragments, {**defaults, **(variables or {})}, limits)
+    root = schema.get_root_type(operation.operation)
+    if root is not None:
+        walk.selections(operation.selection_set, root, depth=1, multiplier=1, spreads=())
+    return walk.result
+
+
+class _Walk:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        limits: Limits,
+    ) -> None:
+        self.schema, self.fragments, self.variables, self.limits = (
+            schema,
+            fragments,
+            variables,
+            limits,
+        )
+        self.result = Measurement()
+
+    def selections(
+        self,
+        selection_set: SelectionSetNode,
+        parent: Any,
+        *,
+        depth: int,
+        multiplier: int,
+        spreads: tuple[str, ...],
+        page: int | None = None,
+    ) -> None:
+        for field, field_parent in self._fields(selection_set, parent, spreads):
+            self.field(
+                field, field_parent, depth=depth, multiplier=multiplier, spreads=spreads, page=page
+            )
+
+    def _fields(
+        self, selection_set: SelectionSetNode, parent: Any, spreads: tuple[str, ...]
+    ) -> Iterator[tuple[FieldNode, Any]]:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                yield selection, parent
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                scope = self.schema.get_type(condition.name.value) if condition else parent
+                yield from self._fields(selection.selection_set, scope or parent, spreads)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                # A cycle is refused by validation (NoFragmentCyclesRule); guard anyway.
+                if fragment is None or name in spreads:
+                    continue
+                scope = self.schema.get_type(fragment.type_condition.name.value) or parent
+                yield from self._fields(fragment.selection_set, scope, (*spreads, name))
+
+    def field(
+        self,
+        field: FieldNode,
+        parent: Any,
+        *,
+        depth: int,
+        multiplier: int,
+        spreads: tuple[str, ...],
+        page: int | None,
+    ) -> None:
+        """`page`: the page size of the page holder this field belongs to, if any."""
+        result = self.result
+        name = field.name.value
+        if field.alias is not None:
+            result.aliases += 1
+        result.depth = max(result.depth, depth)
+        result.cost += multiplier
+        if name.startswith("__") or field.selection_set is None:
+            return
+        definition = (
+            parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
+        ) or _interface_field(parent, name)
+        if definition is None:
+            return
+        child_type = get_named_type(definition.type)
+        if not is_composite_type(child_type):
+            return
+        requested = self._page_size(field)
+        is_list = _is_list(definition.type)
+        fan_out, child_page = 1, None
+        if not is_list and (requested is not None or child_type.name.endswith("Connection")):
+            # A page holder (a connection, a report with `limit`) is one object; the
+            # lists inside it (nodes, edges, rows) hold the page.
+            child_page = requested if requested is not None else self.limits.page_size_default
+        elif is_list:
+            fan_out = next(
+                size
+                for size in (requested, page, self.limits.page_size_default)
+                if size is not None
+            )
+        self.selections(
+            field.selection_set,
+            child_type,
+            depth=depth + 1,
+            multiplier=multiplier * fan_out,
+            spreads=spreads,
+            page=child_page,
+        )
+
+    def _page_size(self, field: FieldNode) -> int | None:
+        """The page size a field asks for (`first` or `limit`), clamped to the cap."""
+        requested = self._page_argument(field)
+        if requested is None:
+            return None
+        if requested > self.limits.page_size_max and self.result.oversized_page is None:
+            self.result.oversized_page = (field.name.value, requested)
+        return max(0, min(requested, self.limits.page_size_max))
+
+    def _page_argument(self, field: FieldNode) -> int | None:
+        for argument in field.arguments or ():
+            if argument.name.value in PAGE_ARGUMENTS:
+                value = value_from_ast_untyped(argument.value, self.variables)
+                return value if isinstance(value, int) else None
+        return None
+
+
+def _interface_field(parent: Any, name: str) -> Any:
+    fields = getattr(parent, "fields", None)
+    return fields.get(name) if fields else None
+
+
+def _is_list(field_type: Any) -> bool:
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    return isinstance(field_type, GraphQLList)
+
+
+def limit_errors(measurement: Measurement, limits: Limits) -> list[GraphQLError]:
+    """The client-facing errors for every limit the operation breaks (none: it may run)."""
+    errors: list[GraphQLError] = []
+    if measurement.depth > limits.max_depth:
+        errors.append(
+            _limit_error(
+                f"Query depth {measurement.depth} exceeds the limit of {limits.max_depth}",
+                "MAX_DEPTH_LIMIT",
+                measured=measurement.depth,
+                limit=limits.max_depth,
+            )
+        )
+    if measurement.aliases > limits.max_aliases:
+        errors.append(
+            _limit_error(
+                f"The operation uses {measurement.aliases} aliases; "
+                f"the limit is {limits.max_aliases}",
+                "MAX_ALIASES_LIMIT",
+                measured=measurement.aliases,
+                limit=limits.max_aliases,
+            )
+        )
+    if measurement.oversized_page is not None:
+        field, requested = measurement.oversized_page
+        errors.append(
+            _limit_error(
+                f"`{field}` asks for {requested} items; the most one page can hold is "
+                f"{limits.page_size_max}",
+                "BAD_USER_INPUT",
+                field=field,
+                limit=limits.page_size_max,
+            )
+        )
+    if measurement.cost > limits.max_cost:
+        errors.append(
+            _limit_error(
+                f"The operation's estimated cost {measurement.cost} exceeds the budget of "
+                f"{limits.max_cost}; ask for smaller pages or fewer nested lists",
+                "COST_ESTIMATED_TOO_EXPENSIVE",
+                measured=measurement.cost,
+                limit=limits.max_cost,
+            )
+        )
+    return errors
+
+
+def _limit_error(message: str, code: str, **details: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **details})
+
+
+class OperationLimits(SchemaExtension):
+    """Refuses an operation over any limit once it is valid, so no resolver runs.
+
+    It runs per request, not inside the cached validation: page sizes often arrive as
+    variables, and the limits come from the deployment's settings in the context.
+    It must follow PreparedDocuments in the schema's extensions: that one validates
+    before yielding, and Strawberry stops on validation errors before any hook's code
+    after `yield` would run.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        execution = self.execution_context
+        if execution.pre_execution_errors == [] and execution.graphql_document is not None:
+            self._check(execution)
+        yield
+
+    @staticmethod
+    def _check(execution: Any) -> None:
+        settings = getattr(execution.context, "settings", None)
+        if settings is None:
+            return
+        operation = select_operation(execution.graphql_document, execution.operation_name)
+        if operation is None:
+            return  # graphql-core reports the missing or ambiguous operation itself
+        limits = Limits.from_settings(settings)
+        measurement = measure(
+            execution.schema._schema,
+            execution.graphql_document,
+            operation,
+            variables=execution.variables,
+            limits=limits,
+        )
+        errors = limit_errors(measurement, limits)
+        if errors:
+            execution.pre_execution_errors = errors
