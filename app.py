@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from auth import passwords
@@ -28,9 +29,13 @@ from auth.throttle import LoginThrottle
 from context import Context
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
-from errors import format_error
+from errors import HttpError, format_error
+from persisted.apq_store import ApqStore
+from persisted.manifest import build_manifest
+from persisted.protocol import OperationRequest, PersistedQueries, Resolution
 from runtime.services import Services
 from schema import schema
+from schema.limits import Limits
 from settings import Settings
 from web.graphiql import graphiql_routes, render_graphiql
 
@@ -39,11 +44,123 @@ log = logging.getLogger("caregraph")
 
 class CareGraphView(GraphQL):
     def __init__(self, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            # The schema has no subscriptions: no WebSocket protocol is offered at all.
+            subscription_protocols=(),
+            multipart_uploads_enabled=False,
+        )
         self.settings = settings
         self.services: Services | None = None  # set by the lifespan
+        # Built here, not per request: a broken file in queries/ stops the start.
+        manifest = build_manifest(
+            settings.queries_dir,
+            schema._schema,
+            limits=Limits.from_settings(settings),
+            max_tokens=settings.max_tokens,
+            introspection=settings.introspection,
+        )
+        self.persisted = PersistedQueries(
+            manifest=manifest, settings=settings, schema=schema._schema
+        )
         # The trusted Login document's id, for GraphiQL's sign-in form (None: send its text).
-        self.login_document_id: str | None = None
+        login = manifest.by_name("Login")
+        self.login_document_id: str | None = login.document_id if login else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope, receive))
+        except HttpError as error:
+            response = _error_response(error)
+        except HTTPException as error:
+            # Strawberry's own refusals (bad JSON, wrong method): JSON, with a code.
+            response = _error_response(HttpError(error.status_code, error.reason))
+        await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request) -> bool:  # type: ignore[override]
+        # Strawberry also renders it for `Accept: */*` without a `query`: that would
+        # answer a persisted-query GET (hash or documentId only) with HTML.
+        params = request.query_params
+        return (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and not any(name in params for name in ("query", "extensions", "documentId"))
+        )
+
+    async def parse_http_body(self, request) -> OperationRequest:  # type: ignore[override]
+        content_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+        if request.method == "GET":
+            data = self.parse_query_params(request.query_params)
+        elif content_type == "application/json":
+            data = self.parse_json(await request.get_body())
+        else:
+            # Browsers send form and text/plain POSTs cross-site without a preflight:
+            # refusing them is CSRF protection, and multipart uploads stay off.
+            raise HttpError(
+                415,
+                "Send GraphQL requests as application/json",
+                headers={"Accept-Post": "application/json"},
+            )
+        if isinstance(data, list):
+            raise HttpError(400, "Batched operations are not supported: send one per request")
+        return OperationRequest.from_payload(data)
+
+    async def execute_operation(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter,
+        request_data: OperationRequest,
+        context: Context,
+        root_value,
+        sub_response: Response,
+    ) -> ExecutionResult:
+        principal = context.principal
+        resolution = await self.persisted.resolve(
+            request_data,
+            method=request_adapter.method,
+            role=principal.role.value if principal else None,
+        )
+        request_data.query = resolution.query
+        context.trusted_document = resolution.trusted
+        result = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if self._publicly_cacheable(request, resolution, result):
+            sub_response.headers["cache-control"] = (
+                f"public, max-age={self.settings.public_cache_max_age_s}"
+            )
+            sub_response.headers["vary"] = "Authorization, Cookie"
+        return result  # type: ignore[return-value]
+
+    @staticmethod
+    def _publicly_cacheable(request: Request, resolution: Resolution, result: object) -> bool:
+        """A CDN may keep a GET by hash or id whose answer cannot depend on who asks."""
+        return (
+            request.method == "GET"
+            and resolution.by_reference
+            and "authorization" not in request.headers
+            and "cookie" not in request.headers
+            and isinstance(result, ExecutionResult)
+            and not result.errors
+        )
+
+    async def execute_single(  # type: ignore[override]
+        self, request, request_adapter, sub_response, context, root_value, request_data
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError):
+                # GET must stay safe (links, prefetches, CDNs): mutations need POST.
+                raise HttpError(
+                    405, "Mutations are only accepted over POST", headers={"Allow": "POST"}
+                ) from error
+            raise
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return render_graphiql(self.login_document_id)
@@ -87,7 +204,10 @@ class CareGraphView(GraphQL):
     ) -> GraphQLHTTPResponse:
         response: dict[str, Any] = {"data": result.data}
         if result.errors:
-            response["errors"] = [format_error(error) for error in result.errors]
+            response["errors"] = [
+                format_error(error, hide_suggestions=self.settings.production)
+                for error in result.errors
+            ]
         extensions = dict(result.extensions or {})
         outcomes = getattr(request.state, "report_outcomes", None)
         if outcomes:
@@ -120,6 +240,10 @@ class CareGraphView(GraphQL):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+def _error_response(error: HttpError) -> Response:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 class BodySizeLimit:
@@ -213,6 +337,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                 if logins:
                     print(logins, flush=True)
             view.services = app.state.services = services
+            view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
             # Everything allocated so far (modules, schema) lives as long as the process:
             # moving it out of the collector's reach keeps full collections, and the
             # latency spikes they caused under load (measured: 35 ms+), short.
@@ -220,6 +345,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             yield
         finally:
             view.services = None
+            view.persisted.apq = None
             await services.close()
 
     async def health(request: Request) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from starlette.requests import Request
@@ -15,6 +16,9 @@ from datasources.loaders import Loaders
 from datasources.report_cache import CacheOutcome, ReportCache
 from datasources.reports import ReportStore
 from settings import Settings
+
+if TYPE_CHECKING:  # persisted/ imports the schema, which imports this module
+    from persisted.manifest import TrustedDocument
 
 
 @dataclass
@@ -37,6 +41,9 @@ class Context:
     report_cache: ReportCache | None = None
     # Which reports this request served from the cache, for the response's extensions.
     report_outcomes: list[CacheOutcome] = field(default_factory=list)
+    # The prepared trusted document this request runs, if any (persisted/): its AST
+    # was parsed and validated once, at start.
+    trusted_document: TrustedDocument | None = None
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 

@@ -1,0 +1,1 @@
+"""Persisted queries: trusted documents from queries/ and Apollo's automatic persisted queries."""

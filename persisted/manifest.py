@@ -1,0 +1,138 @@
+"""Trusted documents: the operations in queries/, compiled into a manifest at start.
+
+Each file holds one named operation, named like the file. The manifest parses and
+validates every document once, against the schema and the operation limits, so a
+request for one skips both steps. A broken document stops the server from starting
+rather than failing for the first user who needs it.
+
+A document is addressed by `documentId` ("sha256:<hex>", the GraphQL-over-HTTP
+draft) or by the same hex as an APQ `sha256Hash`; both are the SHA-256 of the file's
+exact text, which is also the `body` in the Apollo manifest format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
+
+from schema.documents import parse_document, validate_document
+from schema.limits import Limits, limit_errors, measure
+
+DOCUMENT_ID_PREFIX = "sha256:"
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrustedDocument:
+    name: str
+    operation_type: str  # "query" | "mutation"
+    body: str
+    sha256: str
+    document: DocumentNode
+
+    @property
+    def document_id(self) -> str:
+        return DOCUMENT_ID_PREFIX + self.sha256
+
+
+class ManifestError(Exception):
+    """One or more files in queries/ are not valid trusted documents."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    documents: tuple[TrustedDocument, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_hash", {d.sha256: d for d in self.documents})
+        object.__setattr__(self, "_by_body", {d.body: d for d in self.documents})
+        object.__setattr__(self, "_by_name", {d.name: d for d in self.documents})
+
+    def by_hash(self, sha256: str) -> TrustedDocument | None:
+        return self._by_hash.get(sha256)  # type: ignore[attr-defined]
+
+    def by_document_id(self, document_id: str) -> TrustedDocument | None:
+        if not document_id.startswith(DOCUMENT_ID_PREFIX):
+            return None
+        return self.by_hash(document_id.removeprefix(DOCUMENT_ID_PREFIX))
+
+    def by_body(self, body: str) -> TrustedDocument | None:
+        return self._by_body.get(body)  # type: ignore[attr-defined]
+
+    def by_name(self, name: str) -> TrustedDocument | None:
+        return self._by_name.get(name)  # type: ignore[attr-defined]
+
+    def to_json(self) -> dict[str, Any]:
+        """The Apollo persisted query manifest format, for clients and routers."""
+        return {
+            "format": "apollo-persisted-query-manifest",
+            "version": 1,
+            "operations": [
+                {"id": d.sha256, "name": d.name, "type": d.operation_type, "body": d.body}
+                for d in self.documents
+            ],
+        }
+
+
+def build_manifest(
+    queries_dir: Path,
+    schema: GraphQLSchema,
+    *,
+    limits: Limits,
+    max_tokens: int,
+    introspection: bool,
+) -> Manifest:
+    documents, problems = [], []
+    for path in sorted(queries_dir.glob("*.graphql")):
+        try:
+            documents.append(
+                _compile(
+                    path, schema, limits=limits, max_tokens=max_tokens, introspection=introspection
+                )
+            )
+        except (GraphQLError, ValueError) as error:
+            problems.append(f"{path.name}: {error}")
+    if problems:
+        raise ManifestError("Invalid trusted documents:\n  " + "\n  ".join(problems))
+    return Manifest(tuple(documents))
+
+
+def _compile(
+    path: Path,
+    schema: GraphQLSchema,
+    *,
+    limits: Limits,
+    max_tokens: int,
+    introspection: bool,
+) -> TrustedDocument:
+    body = path.read_text(encoding="utf-8")
+    document = parse_document(body, max_tokens=max_tokens)
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or operations[0].name is None:
+        raise ValueError("a trusted document holds exactly one named operation")
+    operation = operations[0]
+    if operation.name.value != path.stem:
+        raise ValueError(f"the operation is named {operation.name.value}, the file {path.stem}")
+    errors = validate_document(schema, document, introspection=introspection)
+    if errors:
+        raise ValueError("; ".join(error.message for error in errors))
+    # Variables are unknown here: page sizes given as variables count at their defaults.
+    over_limits = limit_errors(
+        measure(schema, document, operation, variables={}, limits=limits), limits
+    )
+    if over_limits:
+        raise ValueError("; ".join(error.message for error in over_limits))
+    return TrustedDocument(
+        name=path.stem,
+        operation_type=operation.operation.value,
+        body=body,
+        sha256=sha256_hex(body),
+        document=document,
+    )
