@@ -95,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="bring the billing SQL schema up to date")
     export = commands.add_parser("export-schema", help="write the GraphQL SDL (schema.graphql)")
     export.add_argument("--output", default="schema.graphql")
+    manifest = commands.add_parser(
+        "build-manifest",
+        help="validate queries/ and write the trusted documents as an Apollo persisted "
+        "query manifest (for clients and routers)",
+    )
+    manifest.add_argument("--output", default="persisted-query-manifest.json")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -112,6 +118,33 @@ def main(argv: list[str] | None = None) -> int:
 
         with open(args.output, "w", encoding="utf-8") as output:
             output.write(schema.as_str() + "\n")
+    elif args.command == "build-manifest":
+        return _build_manifest(args.output, settings)
+    return 0
+
+
+def _build_manifest(output_path: str, settings: Settings) -> int:
+    import json
+
+    from persisted.manifest import ManifestError, build_manifest
+    from schema import schema
+    from schema.limits import Limits
+
+    try:
+        manifest = build_manifest(
+            settings.queries_dir,
+            schema._schema,
+            limits=Limits.from_settings(settings),
+            max_tokens=settings.max_tokens,
+            introspection=settings.introspection,
+        )
+    except ManifestError as error:
+        print(error, file=sys.stderr)
+        return 1
+    with open(output_path, "w", encoding="utf-8") as output:
+        json.dump(manifest.to_json(), output, indent=2)
+        output.write("\n")
+    print(f"{len(manifest.documents)} trusted documents -> {output_path}")
     return 0
 
 
