@@ -19,7 +19,7 @@ from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
-from schema.documents import parse_document, validate_document
+from schema.documents import prepare_document
 from schema.limits import Limits, limit_errors, measure
 
 DOCUMENT_ID_PREFIX = "sha256:"
@@ -113,16 +113,16 @@ def _compile(
     introspection: bool,
 ) -> TrustedDocument:
     body = path.read_text(encoding="utf-8")
-    document = parse_document(body, max_tokens=max_tokens)
+    prepared = prepare_document(schema, body, max_tokens=max_tokens, introspection=introspection)
+    document = prepared.document
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if len(operations) != 1 or operations[0].name is None:
         raise ValueError("a trusted document holds exactly one named operation")
     operation = operations[0]
     if operation.name.value != path.stem:
         raise ValueError(f"the operation is named {operation.name.value}, the file {path.stem}")
-    errors = validate_document(schema, document, introspection=introspection)
-    if errors:
-        raise ValueError("; ".join(error.message for error in errors))
+    if prepared.errors:
+        raise ValueError("; ".join(error.message for error in prepared.errors))
     # Variables are unknown here: page sizes given as variables count at their defaults.
     over_limits = limit_errors(
         measure(schema, document, operation, variables={}, limits=limits), limits

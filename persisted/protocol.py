@@ -25,7 +25,7 @@ from strawberry.http import GraphQLRequestData
 from errors import HttpError
 from persisted.apq_store import ApqStore
 from persisted.manifest import Manifest, TrustedDocument, sha256_hex
-from schema.documents import parse_document, validate_document
+from schema.documents import prepare_document
 from settings import ALLOW_LIST_AUDIT, PERSISTED_ONLY, Settings
 
 log = logging.getLogger("caregraph.documents")
@@ -168,12 +168,19 @@ class PersistedQueries:
         """Only documents that parse and validate are stored (execution reports why
         the others fail), and no mutation over GET, which is refused."""
         try:
-            document = parse_document(query, max_tokens=self.settings.max_tokens)
+            prepared = prepare_document(
+                self.schema,
+                query,
+                max_tokens=self.settings.max_tokens,
+                introspection=self.settings.introspection,
+            )
         except GraphQLError:
             return False
-        if validate_document(self.schema, document, introspection=self.settings.introspection):
+        if prepared.errors:
             return False
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        operations = [
+            d for d in prepared.document.definitions if isinstance(d, OperationDefinitionNode)
+        ]
         return method != "GET" or all(op.operation.value == "query" for op in operations)
 
     def _audit(self, query: str, *, role: str | None) -> None:

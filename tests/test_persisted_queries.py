@@ -237,9 +237,7 @@ async def test_trusted_document_by_id_by_apq_hash_and_by_text(api):
     for sent in (
         api.post("/graphql", json={"extensions": apq(body), "variables": variables}),
         api.post("/graphql", json={"query": body, "variables": variables}),
-        api.get(
-            "/graphql", params={"documentId": document_id, "variables": json.dumps(variables)}
-        ),
+        api.get("/graphql", params={"documentId": document_id, "variables": json.dumps(variables)}),
     ):
         assert (await sent).json()["data"] == by_id["data"]
 
@@ -266,23 +264,20 @@ async def test_trusted_mutation_over_get_is_405(api):
 async def test_a_trusted_document_skips_parsing_and_validation(api, monkeypatch):
     import schema.documents as documents
 
-    calls = []
-    original_parse, original_validate = documents.parse_document, documents.validate_document
+    prepared: list[str] = []
+    original = documents.prepare_document
     monkeypatch.setattr(
         documents,
-        "parse_document",
-        lambda *a, **k: calls.append("parse") or original_parse(*a, **k),
-    )
-    monkeypatch.setattr(
-        documents,
-        "validate_document",
-        lambda *a, **k: calls.append("validate") or original_validate(*a, **k),
+        "prepare_document",
+        lambda schema, query, **options: (
+            prepared.append(query) or original(schema, query, **options)
+        ),
     )
     document_id, _ = trusted("TopDoctors")
     assert "errors" not in (await api.post("/graphql", json={"documentId": document_id})).json()
-    assert calls == []
-    await api.post("/graphql", json={"query": "{ me { role } }"})
-    assert calls == ["parse", "validate"]
+    assert prepared == []
+    await api.post("/graphql", json={"query": ME})
+    assert prepared == [ME, ME]  # parse, then validate: both from one cached preparation
 
 
 def test_a_broken_document_stops_the_start(settings, tmp_path):
