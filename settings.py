@@ -141,7 +141,7 @@ class Settings:
             max_aliases=_env_int("CAREGRAPH_MAX_ALIASES", defaults.max_aliases),
             max_tokens=_env_int("CAREGRAPH_MAX_TOKENS", defaults.max_tokens),
             max_cost=_env_int("CAREGRAPH_MAX_COST", defaults.max_cost),
-            demo_data=_env_bool("CAREGRAPH_DEMO_DATA", defaults.demo_data),
+            demo_data=_env_bool("CAREGRAPH_DEMO_DATA", defaults.demo_data and not production),
             demo_seed=_env_int("CAREGRAPH_DEMO_SEED", defaults.demo_seed),
             demo_size=os.environ.get("CAREGRAPH_DEMO_SIZE", defaults.demo_size),
             page_size_default=_env_int("CAREGRAPH_PAGE_SIZE_DEFAULT", defaults.page_size_default),

@@ -415,6 +415,7 @@ def test_production_settings_default_to_persisted_only(monkeypatch):
     assert production.document_mode == PERSISTED_ONLY
     assert production.freeform_roles == {"ANALYST", "ADMIN"}
     assert not production.graphiql and not production.introspection
+    assert not production.demo_data  # no demo accounts on a real deployment
     monkeypatch.setenv("CAREGRAPH_DOCUMENT_MODE", "everything")
     with pytest.raises(ValueError, match="CAREGRAPH_DOCUMENT_MODE"):
         Settings.from_env()
