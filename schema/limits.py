@@ -37,6 +37,10 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 PAGE_ARGUMENTS = ("first", "limit")
+# Estimates saturate here. Nested lists multiply (100^n for n default pages), and an
+# integer over 64 bits in the error's `measured` made orjson fail the response: a 500.
+# 2^53 - 1 is also the largest integer every JSON client reads exactly.
+COST_CEILING = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ class _Walk:
         if field.alias is not None:
             result.aliases += 1
         result.depth = max(result.depth, depth)
-        result.cost += multiplier
+        result.cost = min(result.cost + multiplier, COST_CEILING)
         if name.startswith("__") or field.selection_set is None:
             return
         definition = (
@@ -195,7 +199,7 @@ class _Walk:
             field.selection_set,
             child_type,
             depth=depth + 1,
-            multiplier=multiplier * fan_out,
+            multiplier=min(multiplier * fan_out, COST_CEILING),
             spreads=spreads,
             page=child_page,
         )
