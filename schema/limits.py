@@ -132,6 +132,10 @@ class _Walk:
         page: int | None = None,
     ) -> None:
         for field, field_parent in self._fields(selection_set, parent, spreads):
+            if self.result.cost > self.limits.max_cost:
+                # Refused already. Walking on could take forever: each spread counts, so
+                # fragments that spread the next one 10 times, 10 deep, are 10^10 fields.
+                return
             self.field(
                 field, field_parent, depth=depth, multiplier=multiplier, spreads=spreads, page=page
             )
@@ -171,7 +175,9 @@ class _Walk:
         if field.alias is not None:
             result.aliases += 1
         result.depth = max(result.depth, depth)
-        result.cost = min(result.cost + multiplier, COST_CEILING)
+        # At least 1, even under `first: 0`: each field walked adds to the cost, so the
+        # walk stops within max_cost fields.
+        result.cost = min(result.cost + max(multiplier, 1), COST_CEILING)
         if name.startswith("__") or field.selection_set is None:
             return
         definition = (
