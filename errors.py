@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# graphql-core appends hints that reveal the schema ("Did you mean 'ssn'?").
-_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+# graphql-core adds hints that reveal the schema ("Did you mean 'ssn'?"), not always at
+# the end: a variable's unknown input field is followed by "Found: {...}". GraphQL
+# names hold no "?", so a hint ends at the first one.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 class CareGraphError(Exception):
