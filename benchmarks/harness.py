@@ -15,10 +15,11 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter, process_time
 from typing import Any
 
 from pymongo import monitoring
@@ -125,3 +126,91 @@ def load_text() -> str:
     except OSError:
         return "load average n/a"
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+@dataclass
+class CpuClock:
+    """Where a measurement's CPU went: this process (client, app, drivers) and the
+    database child, which runs on the other core."""
+
+    app: float
+    database: float | None
+
+    @classmethod
+    def read(cls, database_pid: int) -> CpuClock:
+        return cls(process_time(), process_cpu_seconds(database_pid))
+
+    def since(self, start: CpuClock) -> CpuClock:
+        database = None
+        if self.database is not None and start.database is not None:
+            database = self.database - start.database
+        return CpuClock(self.app - start.app, database)
+
+
+@dataclass
+class Throughput:
+    requests: int
+    seconds: float
+    cpu: CpuClock
+    # Each request's time under the measurement's concurrency, in milliseconds, sorted.
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def app_cpu_ms(self) -> float:
+        return self.cpu.app / self.requests * 1000
+
+    @property
+    def database_cpu_ms(self) -> float | None:
+        if self.cpu.database is None:
+            return None
+        return self.cpu.database / self.requests * 1000
+
+    @property
+    def median_ms(self) -> float:
+        return percentile(self.latencies_ms, 0.5)
+
+
+async def measure_throughput(
+    send: Callable[[], Awaitable[Any]],
+    seconds: float,
+    database_pid: int,
+    *,
+    concurrency: int,
+    max_requests: int,
+    warmup_requests: int = 20,
+    warmup_max_seconds: float = 2.0,
+    hang_guard_seconds: float = 60.0,
+) -> Throughput:
+    """`concurrency` workers share a budget of time and of requests; both bound the run.
+
+    A time budget with a high request cap measures for a fixed time; a request count
+    with a generous time budget gives every endpoint the same number of requests.
+    hang_guard_seconds bounds a request that never returns.
+    """
+    warmup_deadline = perf_counter() + warmup_max_seconds
+    for _ in range(warmup_requests):
+        if perf_counter() > warmup_deadline:
+            break
+        await send()
+    issued = 0
+    latencies: list[float] = []
+    deadline = perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < max_requests and perf_counter() < deadline:
+            issued += 1
+            request_started = perf_counter()
+            await send()
+            latencies.append((perf_counter() - request_started) * 1000)
+
+    started, cpu_before = perf_counter(), CpuClock.read(database_pid)
+    workers = asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.wait_for(workers, timeout=seconds + hang_guard_seconds)
+    elapsed = perf_counter() - started
+    latencies.sort()
+    return Throughput(issued, elapsed, CpuClock.read(database_pid).since(cpu_before), latencies)

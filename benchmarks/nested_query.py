@@ -35,7 +35,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from time import perf_counter, process_time
+from time import perf_counter
 
 import httpx
 import orjson
@@ -52,9 +52,10 @@ from auth.roles import Role
 from auth.tokens import ACCESS, InvalidToken
 from benchmarks.harness import (
     BenchmarkError,
+    Throughput,
     embedded_app,
+    measure_throughput,
     percentile,
-    process_cpu_seconds,
     run_benchmark,
 )
 from datasources.billing_tables import bills
@@ -225,13 +226,20 @@ def graphql_body(n: int) -> bytes:
 
 def graphql_sender(http: httpx.AsyncClient, n: int) -> Callable[[], Awaitable[bytes]]:
     """One reference request; the body is encoded once so the client costs little."""
-    body, headers = graphql_body(n), {"content-type": "application/json"}
+    return graphql_body_sender(http, graphql_body(n))
+
+
+def graphql_body_sender(
+    http: httpx.AsyncClient, body: bytes, what: str = "graphql"
+) -> Callable[[], Awaitable[bytes]]:
+    """POSTs this JSON body to /graphql; a response with errors fails the benchmark."""
+    headers = {"content-type": "application/json"}
 
     async def send() -> bytes:
         response = await http.post("/graphql", content=body, headers=headers)
         # A byte search, not a parse: parsing would add client CPU to every measurement.
         if response.status_code != 200 or b'"errors"' in response.content:
-            raise BenchmarkError(f"graphql request failed: {response.text[:500]}")
+            raise BenchmarkError(f"{what} request failed: {response.text[:500]}")
         return response.content
 
     return send
@@ -364,69 +372,20 @@ async def verify_same_data(graphql: httpx.AsyncClient, raw: httpx.AsyncClient, n
         raise BenchmarkError(f"graphql and raw answers differ for N={n}: {difference}")
 
 
-@dataclass
-class CpuClock:
-    """Where a measurement's CPU went: this process (client, app, drivers) and the
-    database child, which runs on the other core."""
-
-    app: float
-    database: float | None
-
-    @classmethod
-    def read(cls, database_pid: int) -> CpuClock:
-        return cls(process_time(), process_cpu_seconds(database_pid))
-
-    def since(self, start: CpuClock) -> CpuClock:
-        database = None
-        if self.database is not None and start.database is not None:
-            database = self.database - start.database
-        return CpuClock(self.app - start.app, database)
-
-
-@dataclass
-class Throughput:
-    requests: int
-    seconds: float
-    cpu: CpuClock
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.seconds
-
-    @property
-    def app_cpu_ms(self) -> float:
-        return self.cpu.app / self.requests * 1000
-
-    @property
-    def database_cpu_ms(self) -> float | None:
-        if self.cpu.database is None:
-            return None
-        return self.cpu.database / self.requests * 1000
-
-
-async def measure_throughput(
+async def measure_throughput_at_n(
     send: Callable[[], Awaitable[bytes]], seconds: float, database_pid: int
 ) -> Throughput:
-    """CONCURRENCY workers share a budget of time and of requests; both bound the run."""
-    warmup_deadline = perf_counter() + WARMUP_MAX_SECONDS
-    for _ in range(WARMUP_REQUESTS):
-        if perf_counter() > warmup_deadline:
-            break
-        await send()
-    issued = 0
-    deadline = perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal issued
-        while issued < MAX_THROUGHPUT_REQUESTS and perf_counter() < deadline:
-            issued += 1
-            await send()
-
-    started, cpu_before = perf_counter(), CpuClock.read(database_pid)
-    workers = asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    await asyncio.wait_for(workers, timeout=seconds + HANG_GUARD_SECONDS)
-    elapsed = perf_counter() - started
-    return Throughput(issued, elapsed, CpuClock.read(database_pid).since(cpu_before))
+    """For `seconds`, CONCURRENCY workers, at most MAX_THROUGHPUT_REQUESTS requests."""
+    return await measure_throughput(
+        send,
+        seconds,
+        database_pid,
+        concurrency=CONCURRENCY,
+        max_requests=MAX_THROUGHPUT_REQUESTS,
+        warmup_requests=WARMUP_REQUESTS,
+        warmup_max_seconds=WARMUP_MAX_SECONDS,
+        hang_guard_seconds=HANG_GUARD_SECONDS,
+    )
 
 
 @dataclass
@@ -452,8 +411,8 @@ async def compare(
     raw_send = raw_sender(raw, THROUGHPUT_PAGE_SIZE)
     return Comparison(
         transport=transport,
-        graphql=await measure_throughput(graphql_send, seconds, bench.mongo_pid),
-        raw=await measure_throughput(raw_send, seconds, bench.mongo_pid),
+        graphql=await measure_throughput_at_n(graphql_send, seconds, bench.mongo_pid),
+        raw=await measure_throughput_at_n(raw_send, seconds, bench.mongo_pid),
     )
 
 
