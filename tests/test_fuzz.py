@@ -18,7 +18,8 @@ on purpose:
    operations from `from_schema` plus a set of invalid ones (Mode.NEGATIVE) covers
    the rest.
 2. Sending: the async test sends every operation, in order, each as one caller in
-   turn, and records every problem instead of stopping at the first.
+   turn (every other round with its arguments as variables), and records every
+   problem instead of stopping at the first.
 3. Minimising, only when something failed: `hypothesis.find` runs in a worker thread
    (so the event loop stays free) with a condition that sends each candidate through
    the loop (`run_coroutine_threadsafe`) and holds when the same problem comes back;
@@ -39,7 +40,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -67,10 +68,10 @@ SCHEMA = graphql.build_schema((Path(__file__).parents[1] / "schema.graphql").rea
 # as many.
 SEED = os.environ.get("CAREGRAPH_FUZZ_SEED")
 SCALE = float(os.environ.get("CAREGRAPH_FUZZ_SCALE", "1"))
-QUERY_EXAMPLES = int(1050 * SCALE)
-MUTATION_EXAMPLES = int(800 * SCALE)
-MIXED_EXAMPLES = int(220 * SCALE)
-NEGATIVE_EXAMPLES = int(220 * SCALE)
+QUERY_EXAMPLES = int(1100 * SCALE)
+MUTATION_EXAMPLES = int(850 * SCALE)
+MIXED_EXAMPLES = int(150 * SCALE)
+NEGATIVE_EXAMPLES = int(200 * SCALE)
 MINIMUM_OPERATIONS = 2000
 # CAREGRAPH_FUZZ_LOG=<file>: every operation, caller and response, one JSON per line.
 LOG_PATH = os.environ.get("CAREGRAPH_FUZZ_LOG")
@@ -296,6 +297,33 @@ def operations(options: dict) -> list[str]:
     return list(dict.fromkeys(generated))
 
 
+def with_variables(operation: str) -> tuple[str, dict]:
+    """The operation with every argument value moved into a variable: clients send input
+    that way, and variables take another path (coercion from JSON, parse_value) than
+    literals (parse_literal)."""
+    document = graphql.parse(operation)
+    type_info = graphql.TypeInfo(SCHEMA)
+    variables: dict = {}
+    definitions: list[graphql.VariableDefinitionNode] = []
+
+    class ToVariables(graphql.Visitor):
+        def enter_argument(self, node, *_):
+            argument = type_info.get_argument()
+            if argument is None:  # not in the schema (Mode.NEGATIVE): left as it is
+                return None
+            variable = graphql.VariableNode(name=graphql.NameNode(value=f"v{len(variables)}"))
+            variables[variable.name.value] = graphql.value_from_ast_untyped(node.value)
+            type_ = graphql.parse_type(str(argument.type))
+            definitions.append(graphql.VariableDefinitionNode(variable=variable, type=type_))
+            return graphql.ArgumentNode(name=node.name, value=variable)
+
+        def leave_operation_definition(self, node, *_):
+            return replace(node, variable_definitions=tuple(definitions))
+
+    edited = graphql.visit(document, graphql.TypeInfoVisitor(type_info, ToVariables()))
+    return graphql.print_ast(edited), variables
+
+
 # --- Callers ------------------------------------------------------------------------------
 
 
@@ -318,6 +346,21 @@ async def sign_in(services, caller: Caller, pool: Pool) -> None:
         doctor_id=pool.doctor if caller.role is Role.DOCTOR else None,
     )
     caller.headers = {"Authorization": f"Bearer {token}"}
+
+
+# Mutations that end sessions: the caller's own, or (admins) any account's, and so
+# possibly another caller's (the account ids drawn include theirs).
+ENDS_OWN_SESSION = {"logout", "changePassword", "confirmMfa"}
+ENDS_ANY_SESSION = {"disableUser", "resetMfa", "changeUserRole"}
+
+
+def possibly_signed_out(caller: Caller, operation: str, callers: list[Caller]) -> list[Caller]:
+    fields = set(root_fields(operation)[1])
+    if caller.role is Role.ADMIN and fields & ENDS_ANY_SESSION:
+        return [other for other in callers if other.role is not None]
+    if caller.role is not None and fields & ENDS_OWN_SESSION:
+        return [caller]
+    return []
 
 
 async def still_signed_in(http: httpx.AsyncClient, caller: Caller) -> bool:
@@ -389,6 +432,7 @@ def signature(problem: str) -> str:
 class Failure:
     caller: Caller
     operation: str
+    as_variables: bool
     problems: list[str]
     culprits: list[str]
 
@@ -396,6 +440,7 @@ class Failure:
 @dataclass
 class Tally:
     sent: Counter = field(default_factory=Counter)
+    with_variables: int = 0
     executed: Counter = field(default_factory=Counter)
     codes: Counter = field(default_factory=Counter)
     refusals: Counter = field(default_factory=Counter)
@@ -436,39 +481,43 @@ async def test_generated_operations_never_fail_on_the_server(app, services, demo
     ):
         log = stack.enter_context(open(LOG_PATH, "w")) if LOG_PATH else None  # noqa: ASYNC230
 
-        async def send(operation: str, caller: Caller) -> Outcome:
-            response = await http.post(
-                "/graphql", json={"query": operation}, headers=caller.headers
-            )
+        async def send(operation: str, caller: Caller, as_variables: bool = False) -> Outcome:
+            body = {"query": operation}
+            if as_variables:
+                body["query"], body["variables"] = with_variables(operation)
+            response = await http.post("/graphql", json=body, headers=caller.headers)
             if log is not None:
-                line = {"caller": caller.name, "query": operation, "status": response.status_code}
+                line = {"caller": caller.name, **body, "status": response.status_code}
                 log.write(json.dumps({**line, "body": response.text}) + "\n")
             return check(response)
 
         for index, operation in enumerate(generated):
+            # Each caller in turn; every other round sends the arguments as variables.
             caller = callers[index % len(callers)]
-            outcome = await send(operation, caller)
+            as_variables = (index // len(callers)) % 2 == 1
+            outcome = await send(operation, caller, as_variables)
             tally.sent[caller.name] += 1
+            tally.with_variables += as_variables
             tally.executed[caller.name] += outcome.executed
             tally.codes.update(outcome.codes)
             if not outcome.executed and outcome.codes:
                 tally.refusals[outcome.codes[0]] += 1
             if outcome.problems:
-                failures.append(Failure(caller, operation, outcome.problems, outcome.culprits))
-            if (
-                caller.role is not None
-                and operation.lstrip().startswith("mutation")
-                and not await still_signed_in(http, caller)
-            ):
-                await sign_in(services, caller, pool)
-                caller.reissued += 1
+                failures.append(
+                    Failure(caller, operation, as_variables, outcome.problems, outcome.culprits)
+                )
+            for affected in possibly_signed_out(caller, operation, callers):
+                if not await still_signed_in(http, affected):
+                    await sign_in(services, affected, pool)
+                    affected.reissued += 1
         sending_s = time.monotonic() - started - generation_s
 
         loop = asyncio.get_running_loop()
 
-        def send_from_thread(operation: str, caller: Caller) -> Outcome:
+        def send_from_thread(operation: str, caller: Caller, as_variables: bool) -> Outcome:
             # Runs `send` on the event loop, which is free: the test awaits the thread.
-            return asyncio.run_coroutine_threadsafe(send(operation, caller), loop).result(60)
+            sent = send(operation, caller, as_variables)
+            return asyncio.run_coroutine_threadsafe(sent, loop).result(60)
 
         minimised = {}
         if failures:
@@ -486,7 +535,7 @@ async def test_generated_operations_never_fail_on_the_server(app, services, demo
 def minimise_all(
     failures: list[Failure],
     options: dict,
-    send: Callable[[str, Caller], Outcome],
+    send: Callable[[str, Caller, bool], Outcome],
 ) -> dict[str, str]:
     """The smallest operation Hypothesis finds for each distinct problem (worker thread)."""
     first_of: dict[str, Failure] = {}
@@ -500,7 +549,7 @@ def minimise_all(
         make = hg.queries if kind == "query" else hg.mutations
 
         def same_problem(operation: str, failure=failure, wanted=wanted) -> bool:
-            outcome = send(operation, failure.caller)
+            outcome = send(operation, failure.caller, failure.as_variables)
             return any(signature(problem) == wanted for problem in outcome.problems)
 
         try:
@@ -530,7 +579,11 @@ def report(failures: list[Failure], minimised: dict[str, str]) -> str:
         if wanted in minimised:
             lines.append(f"minimal example:\n{minimised[wanted]}")
         for failure in seen[:3]:
-            lines.append(f"-- as {failure.caller.name}:\n{failure.operation[:1500]}")
+            text = failure.operation
+            if failure.as_variables:
+                query, variables = with_variables(text)
+                text = f"{query}\nvariables: {json.dumps(variables)}"
+            lines.append(f"-- as {failure.caller.name}:\n{text[:1500]}")
     return "\n".join(lines)
 
 
@@ -538,8 +591,8 @@ def print_summary(
     tally: Tally, callers: list[Caller], total: int, generation_s, sending_s, elapsed_s
 ) -> None:
     print(
-        f"\nfuzz: {total} operations; generation {generation_s:.1f} s, "
-        f"sending {sending_s:.1f} s, total {elapsed_s:.1f} s"
+        f"\nfuzz: {total} operations ({tally.with_variables} with variables); generation "
+        f"{generation_s:.1f} s, sending {sending_s:.1f} s, total {elapsed_s:.1f} s"
     )
     for caller in callers:
         sent, executed = tally.sent[caller.name], tally.executed[caller.name]
