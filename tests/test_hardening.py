@@ -20,6 +20,7 @@ import json
 import logging
 import time
 import tomllib
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 from starlette.applications import Starlette
+from starlette.exceptions import StarletteDeprecationWarning
 from starlette.routing import Route, WebSocketRoute
-from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import GraphQL
 
@@ -49,6 +50,11 @@ from tests.support import (
     issue_token,
     settings_for_test,
 )
+
+with warnings.catch_warnings():
+    # Starlette would rather drive its TestClient with httpx2; httpx is what is installed.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 FUTURE_MONDAY_9AM = "2030-01-07T09:00:00Z"
