@@ -246,6 +246,33 @@ def _error_response(error: HttpError) -> Response:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
+class MaskedCrashes:
+    """An unexpected exception anywhere becomes a masked JSON 500 with a code, inside
+    SecurityHeaders, so even a crash answers with the usual headers and no details."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # too late for a clean answer; the server closes the connection
+            error = HttpError(500, "Internal server error", code="INTERNAL_SERVER_ERROR")
+            await _error_response(error)(scope, receive, send)
+
+
 class BodySizeLimit:
     """Refuse request bodies over the limit before anything parses them."""
 
@@ -381,6 +408,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(MaskedCrashes),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,

@@ -990,6 +990,28 @@ async def test_security_headers_on_every_response(world):
         assert headers == SECURITY_HEADERS, (name, response.status_code, headers)
 
 
+async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(
+    world, monkeypatch
+):
+    """Not a resolver error (those are masked in the response): the view itself fails."""
+    from app import CareGraphView
+
+    async def crash(self, request, response):
+        raise RuntimeError("secret detail: mongodb://admin:hunter2@db")
+
+    monkeypatch.setattr(CareGraphView, "get_context", crash)
+    response = await world.api.http.post("/graphql", json={"query": "{ __typename }"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "errors": [
+            {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        ]
+    }
+    assert "hunter2" not in response.text
+    headers = {key: response.headers.get(key) for key in SECURITY_HEADERS}
+    assert headers == SECURITY_HEADERS
+
+
 # --- Fragment bombs ----------------------------------------------------------------------
 
 
