@@ -121,5 +121,8 @@ def settings_for_test(mongo_uri: str, data_dir, *, database_url: str | None = No
         demo_data=False,
         jwt_secret="test-signing-key-" + "x" * 32,
         bcrypt_rounds=4,  # the cheapest cost: tests check behaviour, not hashing strength
+        # The embedded server drops a database in 1-14 s when the machine is loaded (other
+        # suites, benchmarks); the production default of 10 s made teardown flaky.
+        mongodb_timeout_ms=60_000,
         **overrides,
     )
