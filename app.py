@@ -163,7 +163,40 @@ class CareGraphView(GraphQL):
             raise
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return render_graphiql(self.login_document_id)
+        return render_graphiql(
+            self.login_document_id, schema_needs_token=not self.settings.introspection
+        )
+
+    async def schema_access(self, request: Request) -> HttpError | None:
+        """Whether GraphiQL's schema SDL may go to this caller (None) or why not.
+
+        The SDL is the introspection result, so it goes to whoever could learn the schema
+        anyway. Introspection on: anyone. Off: only a signed-in caller who may send
+        free-form queries (allows_free_form), since writing queries is what the schema is
+        for: analysts (CAREGRAPH_FREEFORM_ROLES) on a persisted-only deployment, and every
+        signed-in user in open or allow-list-audit mode, who can already send any query.
+        Anonymous callers never, in any mode: all they can do is sign in (login,
+        register, refreshToken), so a schema handed to them is reconnaissance, not a tool.
+        """
+        if self.settings.introspection:
+            return None
+        services = self.services
+        assert services is not None, "services are opened by the app lifespan"
+        principal, auth_error = await authenticate(
+            request.headers.get("authorization"),
+            tokens=services.tokens,
+            users=UserStore(services.db, AccessScope.system()),
+        )
+        if principal is None:
+            message = auth_error or "Sign in to see the schema: send Authorization: Bearer <token>"
+            return HttpError(
+                401, message, code="UNAUTHENTICATED", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if not self.persisted.allows_free_form(principal.role.value):
+            return HttpError(
+                403, "This account runs persisted queries only: no schema", code="FORBIDDEN"
+            )
+        return None
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         services = self.services
@@ -404,7 +437,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
-            *graphiql_routes(settings),
+            *graphiql_routes(settings, schema_access=view.schema_access),
         ],
         middleware=[
             Middleware(SecurityHeaders),

@@ -28,7 +28,7 @@ from strawberry.printer import print_schema
 from app import create_app
 from auth.roles import Role
 from schema import schema
-from settings import Settings
+from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY, Settings
 from tests.support import issue_token
 from web.graphiql import render_graphiql
 
@@ -46,6 +46,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 REQUIRE_SERVICES = os.environ.get("CAREGRAPH_REQUIRE_SERVICES") == "1"
+SCHEMA_URL = "/graphiql/schema.graphql"
+# The README's "persisted-only for integrators, GraphiQL for analysts" deployment.
+ANALYSTS_GRAPHIQL = {
+    "production": True,
+    "introspection": False,
+    "document_mode": PERSISTED_ONLY,
+    "graphiql": True,
+    "freeform_roles": frozenset({"ANALYST"}),
+}
 
 
 def _unavailable(message: str) -> None:
@@ -59,10 +68,12 @@ def _unavailable(message: str) -> None:
 
 @asynccontextmanager
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the app; `client.services` makes tokens."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.services = application.state.services  # type: ignore[attr-defined]
             yield client
         await application.state.services.mongo_client.drop_database(settings.mongodb_database)
 
@@ -88,6 +99,77 @@ async def test_graphiql_off_serves_no_page_schema_or_assets(settings):
         bundle = await client.get("/graphiql/assets/graphiql.min.js")
 
     assert (page.status_code, sdl.status_code, bundle.status_code) == (404, 404, 404)
+
+
+# The SDL follows the rule of introspection (app.CareGraphView.schema_access): public
+# while introspection is on; with it off, only for a signed-in caller who may send
+# free-form queries, which in open (and allow-list-audit) mode is every signed-in caller.
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def assert_refused(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == code
+    assert "type Query" not in response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["vary"] == "Authorization"
+
+
+async def test_with_introspection_on_the_schema_is_public(settings):
+    async with http(settings) as client:
+        anonymous = await client.get(SCHEMA_URL)
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+
+    assert anonymous.status_code == 200 and anonymous.text == print_schema(schema) + "\n"
+    assert anonymous.headers["cache-control"] == "no-store"
+    assert 'data-schema-access="public"' in page.text
+
+
+async def test_with_introspection_off_only_free_form_roles_get_the_schema(settings):
+    async with http(settings.with_overrides(**ANALYSTS_GRAPHIQL)) as client:
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+        anonymous = await client.get(SCHEMA_URL)
+        invalid = await client.get(SCHEMA_URL, headers=bearer("not-a-token"))
+        basic = await client.get(SCHEMA_URL, headers={"authorization": "Basic YTpi"})
+        doctor = await client.get(
+            SCHEMA_URL, headers=bearer(await issue_token(client.services, Role.DOCTOR))
+        )
+        analyst = await client.get(
+            SCHEMA_URL, headers=bearer(await issue_token(client.services, Role.ANALYST))
+        )
+
+    # The page is still served: it reveals nothing but a sign-in form.
+    assert page.status_code == 200 and 'data-schema-access="token"' in page.text
+    for refused in (anonymous, invalid, basic):
+        assert_refused(refused, 401, "UNAUTHENTICATED")
+        assert refused.headers["www-authenticate"] == "Bearer"
+    assert_refused(doctor, 403, "FORBIDDEN")
+    assert analyst.status_code == 200, analyst.text
+    assert analyst.text == print_schema(schema) + "\n"
+    assert analyst.headers["cache-control"] == "no-store"
+    assert analyst.headers["vary"] == "Authorization"
+
+
+@pytest.mark.parametrize("mode", [OPEN, ALLOW_LIST_AUDIT])
+async def test_with_introspection_off_in_open_modes_any_signed_in_caller_gets_the_schema(
+    settings, mode
+):
+    # Any signed-in caller may already send any query here; anonymous callers, who can
+    # only sign in, still get no schema.
+    async with http(
+        settings.with_overrides(introspection=False, document_mode=mode, graphiql=True)
+    ) as client:
+        anonymous = await client.get(SCHEMA_URL)
+        doctor = await client.get(
+            SCHEMA_URL, headers=bearer(await issue_token(client.services, Role.DOCTOR))
+        )
+
+    assert_refused(anonymous, 401, "UNAUTHENTICATED")
+    assert doctor.status_code == 200 and doctor.text == print_schema(schema) + "\n"
+    assert doctor.headers["vary"] == "Authorization"
 
 
 def test_sign_in_form_sends_the_trusted_login_document_by_id_when_there_is_one():
@@ -264,3 +346,49 @@ async def test_sign_in_form_fills_the_token_box_and_queries_run_as_that_user(
     assert '"errors"' not in result
     # The doctor's own schedule from the demo data.
     assert int(re.search(r'"totalCount": (\d+)', result).group(1)) > 0
+
+
+async def test_analysts_get_the_schema_once_signed_in_on_a_persisted_only_deployment(
+    browser, settings
+):
+    from playwright.async_api import expect
+
+    settings = settings.with_overrides(**ANALYSTS_GRAPHIQL, demo_data=True, demo_size="small")
+    async with live_server(settings) as server:
+        logins = json.loads((settings.data_dir / "demo-logins.json").read_text())
+        analyst = next(login for login in logins if login["role"] == "ANALYST")
+        async with graphiql_page(browser, server) as (page, watch):
+            # No token, no schema: the page does not even ask (so no 401 in the console).
+            await expect(page.locator("#schema-status")).to_have_text("Sign in to load the schema")
+            await page.get_by_role("button", name="Show Documentation Explorer").click()
+            docs = page.locator(".graphiql-doc-explorer")
+            await expect(docs).to_contain_text("No GraphQL schema available")
+            assert not any(SCHEMA_URL in url for url in watch.requests)
+
+            await page.locator("#sign-in [name=email]").fill(analyst["email"])
+            await page.locator("#sign-in [name=password]").fill(analyst["password"])
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator("#sign-in-status")).to_contain_text("Signed in as")
+
+            # The schema arrives with the token: the docs list the root types.
+            await expect(docs).to_contain_text("Mutation")
+            await expect(docs).to_contain_text("Query")
+            await expect(page.locator("#schema-status")).to_have_text("")
+
+            # Emptying the token box takes the schema away; pasting the token back
+            # brings it again (once typing stops).
+            token_box = page.locator("#access-token")
+            token = await token_box.input_value()
+            await token_box.fill("")
+            await expect(docs).to_contain_text("No GraphQL schema available")
+            await expect(page.locator("#schema-status")).to_have_text("Sign in to load the schema")
+            await token_box.fill(token)
+            await expect(docs).to_contain_text("Mutation")
+            await expect(page.locator("#schema-status")).to_have_text("")
+
+            result = await run_query(page, "{ me { email role } }")
+
+            watch.assert_clean()
+    assert [url for url in watch.requests if SCHEMA_URL in url] == [server.url + SCHEMA_URL] * 2
+    assert '"role": "ANALYST"' in result
+    assert '"errors"' not in result

@@ -3,24 +3,28 @@
 The machines that run CareGraph have no internet, so the page loads GraphiQL and React
 from static/graphiql/ (written by scripts/vendor-graphiql) instead of a CDN, and builds
 its schema from the SDL at /graphiql/schema.graphql rather than by introspection, which
-production mode turns off.
+production mode turns off. The SDL follows the same rule as introspection: with it off,
+only callers the app's `schema_access` lets through (signed in, allowed free-form
+queries) get it; the page itself reveals nothing but a sign-in form.
 """
 
 from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Awaitable, Callable
 from html import escape
 from pathlib import Path
 from string import Template
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 from strawberry.printer import print_schema
 
+from errors import HttpError
 from schema import schema
 from settings import Settings
 
@@ -30,6 +34,9 @@ ASSETS_DIR = ROOT / "static" / "graphiql"
 LOGIN_DOCUMENT = ROOT / "queries" / "Login.graphql"
 ASSETS_URL = "/graphiql/assets"
 SCHEMA_URL = "/graphiql/schema.graphql"
+
+# Says whether this request may have the schema SDL: None, or the refusal (401, 403).
+SchemaAccess = Callable[[Request], Awaitable[HttpError | None]]
 
 
 def content_security_policy(style_nonce: str) -> str:
@@ -52,14 +59,16 @@ def content_security_policy(style_nonce: str) -> str:
     )
 
 
-def render_graphiql(login_document_id: str | None) -> Response:
+def render_graphiql(login_document_id: str | None, *, schema_needs_token: bool = False) -> Response:
     """The GraphiQL page. The sign-in form sends the trusted Login document by id when
-    the server has one, and its text otherwise."""
+    the server has one, and its text otherwise. schema_needs_token (introspection off):
+    the script asks for the SDL only with a token, and says to sign in until it has it."""
     style_nonce = secrets.token_urlsafe(16)
     page = _page_template().substitute(
         assets=ASSETS_URL,
         style_nonce=style_nonce,
         schema_url=SCHEMA_URL,
+        schema_access="token" if schema_needs_token else "public",
         login_document_id=escape(login_document_id or ""),
         login_document=escape(_login_document() if login_document_id is None else ""),
     )
@@ -68,14 +77,22 @@ def render_graphiql(login_document_id: str | None) -> Response:
     )
 
 
-def graphiql_routes(settings: Settings) -> list[BaseRoute]:
-    """The page's assets and schema SDL; nothing at all when GraphiQL is turned off."""
+def graphiql_routes(settings: Settings, *, schema_access: SchemaAccess) -> list[BaseRoute]:
+    """The page's assets and schema SDL; nothing at all when GraphiQL is turned off.
+    The SDL goes only to requests schema_access lets through; every answer is no-store
+    (the app's default), and one that depends on the token says so with Vary."""
     if not settings.graphiql:
         return []
     sdl = _schema_sdl()
+    vary = {} if settings.introspection else {"vary": "Authorization"}
 
     async def schema_sdl(request: Request) -> Response:
-        return PlainTextResponse(sdl)
+        refusal = await schema_access(request)
+        if refusal is not None:
+            return JSONResponse(
+                refusal.body(), status_code=refusal.status, headers={**refusal.headers, **vary}
+            )
+        return PlainTextResponse(sdl, headers=vary)
 
     return [
         Mount(

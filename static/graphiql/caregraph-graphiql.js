@@ -9,18 +9,32 @@
   const tokenInput = document.getElementById("access-token");
   const signInForm = document.getElementById("sign-in");
   const signInStatus = document.getElementById("sign-in-status");
+  const schemaStatus = document.getElementById("schema-status");
   const TOKEN_KEY = "caregraph:access-token";
+  // "public": the SDL is served to anyone (introspection on). "token": only to a signed-in
+  // caller allowed free-form queries, so ask for it only with a token.
+  const SCHEMA_NEEDS_TOKEN = config.schemaAccess === "token";
 
   // Tokens are short-lived (15 minutes): keep one for this tab only, so a reload does
   // not sign the analyst out but closing the tab does.
   tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
+  let tokenTimer = null;
   tokenInput.addEventListener("input", function () {
     sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim());
+    // A new token may get the schema (or no longer): ask again once typing stops.
+    if (SCHEMA_NEEDS_TOKEN) {
+      clearTimeout(tokenTimer);
+      tokenTimer = setTimeout(refreshSchema, 400);
+    }
   });
 
   function setToken(token) {
     tokenInput.value = token;
     sessionStorage.setItem(TOKEN_KEY, token);
+    if (SCHEMA_NEEDS_TOKEN) {
+      clearTimeout(tokenTimer);
+      refreshSchema();
+    }
   }
 
   // Every request GraphiQL sends: the headers from its own Headers editor, plus the token
@@ -91,17 +105,30 @@
 
   // GraphiQL gets the schema from SDL, built with the graphql-js inside its own bundle
   // (GraphiQL.GraphQL), so its autocomplete and docs work with introspection off.
-  // `null` (not undefined) when the SDL cannot be had: GraphiQL then does not introspect.
+  // `null` (not undefined) when the SDL cannot be had: GraphiQL then does not introspect,
+  // and queries still run. Where the SDL needs a token, none means no request at all.
   async function loadSchema() {
+    const token = tokenInput.value.trim();
+    if (SCHEMA_NEEDS_TOKEN && !token) {
+      return { schema: null, hint: "Sign in to load the schema" };
+    }
     try {
-      const response = await fetch(config.schemaUrl);
+      const response = await fetch(config.schemaUrl, {
+        headers: token ? { Authorization: "Bearer " + token } : {},
+      });
+      if (response.status === 401) {
+        return { schema: null, hint: "Sign in to load the schema" };
+      }
+      if (response.status === 403) {
+        return { schema: null, hint: "No schema for this role (persisted queries only)" };
+      }
       if (!response.ok) {
         throw new Error("HTTP " + response.status);
       }
-      return GraphiQL.GraphQL.buildSchema(await response.text());
+      return { schema: GraphiQL.GraphQL.buildSchema(await response.text()), hint: "" };
     } catch (error) {
       console.error("CareGraph: could not load the schema SDL", error);
-      return null;
+      return { schema: null, hint: "Could not load the schema" };
     }
   }
 
@@ -109,13 +136,28 @@
   // it with this global, so the page's CSP can allow it by nonce instead of all inline CSS.
   window.__webpack_nonce__ = config.styleNonce;
 
-  loadSchema().then(function (schema) {
-    const element = React.createElement(GraphiQL, {
-      fetcher: fetcher,
-      schema: schema,
-      defaultEditorToolsVisibility: true,
-      defaultQuery: "# Sign in above (or paste a token), then run:\n{\n  me {\n    email\n    role\n  }\n}\n",
-    });
-    ReactDOM.createRoot(root).render(element);
-  });
+  const reactRoot = ReactDOM.createRoot(root);
+  let schemaRequest = 0;
+
+  // Render GraphiQL with whatever schema the current token gets. The same element type
+  // with a new `schema` prop: GraphiQL keeps its editors and swaps the schema. Only the
+  // newest request renders, so an answer that arrives late cannot undo a newer one.
+  async function refreshSchema() {
+    const request = ++schemaRequest;
+    const loaded = await loadSchema();
+    if (request !== schemaRequest) {
+      return;
+    }
+    schemaStatus.textContent = loaded.hint;
+    reactRoot.render(
+      React.createElement(GraphiQL, {
+        fetcher: fetcher,
+        schema: loaded.schema,
+        defaultEditorToolsVisibility: true,
+        defaultQuery: "# Sign in above (or paste a token), then run:\n{\n  me {\n    email\n    role\n  }\n}\n",
+      })
+    );
+  }
+
+  refreshSchema();
 })();
