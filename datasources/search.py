@@ -13,7 +13,13 @@ import unicodedata
 
 def normalise(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # Control characters separate words: no name holds one, and real MongoDB refuses a
+    # NUL inside a $regex (an error, where the embedded server just finds nothing).
+    stripped = "".join(
+        " " if unicodedata.category(ch) == "Cc" else ch
+        for ch in decomposed
+        if not unicodedata.combining(ch)
+    )
     return " ".join(stripped.casefold().split())
 
 

@@ -1027,3 +1027,13 @@ async def test_the_valid_inputs_the_cases_start_from_are_accepted(client, demo):
         "query($id: ID!) { appointment(id: $id) { start } }", {"id": ids.scheduled}
     )
     assert data["appointment"]["start"] == "2030-01-07T11:00:00Z"
+
+
+def test_name_search_never_sends_a_control_character_to_mongodb():
+    """Real MongoDB refuses a NUL inside $regex; the embedded server doesn't, so this is
+    checked on the filter itself."""
+    from datasources.search import name_filter
+
+    patterns = [c["searchTerms"]["$regex"] for c in name_filter("jo\x00hn\x1fsmi\tth")["$and"]]
+    assert patterns == ["^jo", "^hn", "^smi", "^th"]
+    assert name_filter("\x00\x01") == {}
