@@ -31,11 +31,10 @@ from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
 from persisted.apq_store import ApqStore
-from persisted.manifest import build_manifest
+from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
 from runtime.services import Services
 from schema import schema
-from schema.limits import Limits
 from settings import Settings
 from web.graphiql import graphiql_routes, render_graphiql
 
@@ -54,13 +53,7 @@ class CareGraphView(GraphQL):
         self.settings = settings
         self.services: Services | None = None  # set by the lifespan
         # Built here, not per request: a broken file in queries/ stops the start.
-        manifest = build_manifest(
-            settings.queries_dir,
-            schema._schema,
-            limits=Limits.from_settings(settings),
-            max_tokens=settings.max_tokens,
-            introspection=settings.introspection,
-        )
+        manifest = manifest_for(settings, schema._schema)
         self.persisted = PersistedQueries(
             manifest=manifest, settings=settings, schema=schema._schema
         )

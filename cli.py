@@ -126,18 +126,11 @@ def main(argv: list[str] | None = None) -> int:
 def _build_manifest(output_path: str, settings: Settings) -> int:
     import json
 
-    from persisted.manifest import ManifestError, build_manifest
+    from persisted.manifest import ManifestError, manifest_for
     from schema import schema
-    from schema.limits import Limits
 
     try:
-        manifest = build_manifest(
-            settings.queries_dir,
-            schema._schema,
-            limits=Limits.from_settings(settings),
-            max_tokens=settings.max_tokens,
-            introspection=settings.introspection,
-        )
+        manifest = manifest_for(settings, schema._schema)
     except ManifestError as error:
         print(error, file=sys.stderr)
         return 1

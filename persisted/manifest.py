@@ -81,6 +81,17 @@ class Manifest:
         }
 
 
+def manifest_for(settings: Any, schema: GraphQLSchema) -> Manifest:
+    """The manifest a deployment with these settings serves (the app and the CLI)."""
+    return build_manifest(
+        settings.queries_dir,
+        schema,
+        limits=Limits.from_settings(settings),
+        max_tokens=settings.max_tokens,
+        introspection=settings.introspection,
+    )
+
+
 def build_manifest(
     queries_dir: Path,
     schema: GraphQLSchema,
