@@ -94,7 +94,8 @@ class ReportStore:
 
         An episode is one patient's care for one disease: from the earliest start of a
         COMPLETED visit diagnosing it or a prescription indicated for it, to the latest end
-        of those (a prescription with no end date runs until `open_until`). Only visits
+        of those (a prescription with no end date runs until `open_until`, or its start if
+        that is later). Only visits
         and prescriptions starting in the range count.
         """
         prescriptions = [
@@ -110,7 +111,9 @@ class ReportStore:
                     "patientId": 1,
                     "disease": "$indication",
                     "begin": "$startDate",
-                    "finish": {"$ifNull": ["$endDate", open_until]},
+                    # Never before it starts: a prescription for next month is not a
+                    # negative episode today.
+                    "finish": {"$max": [{"$ifNull": ["$endDate", open_until]}, "$startDate"]},
                 }
             },
         ]

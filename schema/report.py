@@ -194,7 +194,8 @@ class ReportQueries:
         "episode is one patient's care for one disease: from the earliest start "
         "of a COMPLETED appointment that diagnosed it or a prescription indicated "
         "for it, to the latest end of those (a prescription without an end date "
-        "runs until `before`, or the start of the current hour if earlier). Only appointments and "
+        "runs until `before`, or the start of the current hour if earlier, but never ends before "
+        "it starts). Only appointments and "
         "prescriptions starting in [from, before) count.",
     )
     monthly_appointment_trend: MonthlyTrendReport | None = strawberry.field(

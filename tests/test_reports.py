@@ -283,7 +283,8 @@ def expected_durations(s: Stored, *, start, before, now, k=None) -> dict:
                 add(a["patientId"], diagnosis, a["start"], a["end"])
     for p in s.prescriptions:
         if isinstance(p.get("indication"), str) and within(p["startDate"], start, before):
-            add(p["patientId"], p["indication"], p["startDate"], p.get("endDate") or open_until)
+            finish = p.get("endDate") or max(open_until, p["startDate"])
+            add(p["patientId"], p["indication"], p["startDate"], finish)
     lengths: dict[str, list[float]] = defaultdict(list)
     for (_, disease), (begin, finish) in episodes.items():
         lengths[disease].append((finish - begin) / DAY)
@@ -643,6 +644,16 @@ async def test_monthly_trend_has_zeros_for_empty_months(client):
         }
         for m in range(1, 13)
     ]
+
+
+async def test_a_prescription_starting_later_is_a_zero_length_episode(client, services, edges):
+    """Found by a test over HTTP: an open prescription starting in 2030 made its episode
+    end 'now', before it began, and the average came out negative."""
+    disease = "Future flu"
+    patient = await create_patient(client, givenName="Fay", familyName="Future")
+    await prescribe(client, patient, edges.doctor, indication=disease, start="2030-01-01")
+    rows = (await ask(client, "diseaseTreatmentDurations", {})).report["rows"]
+    assert [row["averageDays"] for row in rows if row["disease"] == disease] == [0]
 
 
 @pytest.mark.parametrize("period", PERIODS)
