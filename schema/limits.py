@@ -25,7 +25,6 @@ from graphql import (
     GraphQLError,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -180,9 +179,7 @@ class _Walk:
         result.cost = min(result.cost + max(multiplier, 1), COST_CEILING)
         if name.startswith("__") or field.selection_set is None:
             return
-        definition = (
-            parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
-        ) or _interface_field(parent, name)
+        definition = _field_definition(parent, name)
         if definition is None:
             return
         child_type = get_named_type(definition.type)
@@ -227,7 +224,8 @@ class _Walk:
         return None
 
 
-def _interface_field(parent: Any, name: str) -> Any:
+def _field_definition(parent: Any, name: str) -> Any:
+    """The field on an object or interface type (a union has no fields of its own)."""
     fields = getattr(parent, "fields", None)
     return fields.get(name) if fields else None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,3 +128,30 @@ def settings_for_test(mongo_uri: str, data_dir, *, database_url: str | None = No
         mongodb_timeout_ms=60_000,
         **overrides,
     )
+
+
+@asynccontextmanager
+async def serving_on_loopback(asgi_app) -> AsyncIterator[str]:
+    """Serve an ASGI app under uvicorn on a free loopback port, in the calling test's
+    event loop (so the test can still reach the app's services, e.g. to make a token).
+    Yields the base URL, http://127.0.0.1:<port>."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(asgi_app, lifespan="on", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()  # start-up failed: raise its error
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -32,7 +31,6 @@ from urllib.parse import parse_qs
 import httpx
 import pymongo
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
@@ -41,7 +39,7 @@ from auth.roles import Role
 from demo.generator import load_demo_data
 from settings import Settings
 from tests.conftest import DEMO_ANCHOR
-from tests.support import issue_token
+from tests.support import issue_token, serving_on_loopback
 
 APOLLO_DIR = Path(__file__).parent / "apollo"
 SCRIPT = APOLLO_DIR / "fetch.mjs"
@@ -189,25 +187,11 @@ class LiveServer:
 
 @asynccontextmanager
 async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The app under uvicorn on a free loopback port, behind the recorder, in this test's
-    event loop (so the test can reach the app's services, e.g. to make a token)."""
+    """The app under uvicorn on a loopback port, behind the recorder."""
     application = create_app(settings)
     recorder = RecordGraphQL(application)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(recorder, lifespan="on", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()  # start-up failed: raise its error
-            await asyncio.sleep(0.05)
-        yield LiveServer(url=f"http://127.0.0.1:{port}/graphql", app=application, recorder=recorder)
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
+    async with serving_on_loopback(recorder) as base_url:
+        yield LiveServer(url=f"{base_url}/graphql", app=application, recorder=recorder)
 
 
 @asynccontextmanager

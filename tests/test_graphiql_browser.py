@@ -9,11 +9,9 @@ CAREGRAPH_REQUIRE_SERVICES=1 (scripts/test installs Chromium).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from strawberry.printer import print_schema
 
@@ -29,7 +26,7 @@ from app import create_app
 from auth.roles import Role
 from schema import schema
 from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY, Settings
-from tests.support import issue_token
+from tests.support import issue_token, serving_on_loopback
 from web.graphiql import render_graphiql
 
 CHROMIUM = os.environ.get("CAREGRAPH_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -193,25 +190,11 @@ class LiveServer:
 
 @asynccontextmanager
 async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The app under uvicorn on a free loopback port, in this test's event loop (so the
-    test can reach the app's services directly, e.g. to make a token)."""
+    """The app under uvicorn on a loopback port; its test database dropped afterwards."""
     application = create_app(settings)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()  # start-up failed: raise its error
-            await asyncio.sleep(0.05)
-        yield LiveServer(url=f"http://127.0.0.1:{port}", app=application)
+    async with serving_on_loopback(application) as base_url:
+        yield LiveServer(url=base_url, app=application)
         await application.state.services.mongo_client.drop_database(settings.mongodb_database)
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
 
 
 @dataclass
