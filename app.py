@@ -33,6 +33,9 @@ from errors import HttpError, format_error
 from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
+from runtime.dependencies import DependencyDown
+from runtime.idempotency import IdempotentRequests
+from runtime.request_guard import mark_unavailable, refuse_if_down, request_guard
 from runtime.services import Services
 from schema import schema
 from settings import Settings
@@ -64,6 +67,17 @@ class CareGraphView(GraphQL):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        services = self.services
+        assert services is not None, "services are opened by the app lifespan"
+        try:
+            async with request_guard(services):
+                if services.idempotency is not None and IdempotentRequests.applies(scope):
+                    return await services.idempotency.serve(scope, receive, send, self._answer)
+                return await self._answer(scope, receive, send)
+        except DependencyDown as error:
+            await _error_response(error)(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await self.run(Request(scope, receive))
         except HttpError as error:
@@ -121,6 +135,11 @@ class CareGraphView(GraphQL):
         result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+        assert self.services is not None
+        if isinstance(result, ExecutionResult) and mark_unavailable(
+            self.services, result, sub_response.headers
+        ):
+            sub_response.status_code = 503
         if self._publicly_cacheable(request, resolution, result):
             sub_response.headers["cache-control"] = (
                 f"public, max-age={self.settings.public_cache_max_age_s}"
@@ -194,6 +213,9 @@ class CareGraphView(GraphQL):
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         services = self.services
         assert services is not None, "services are opened by the app lifespan"
+        # Every request reads MongoDB (the caller's account at least): refuse at once
+        # while it is known to be down, instead of waiting out server selection.
+        refuse_if_down(services, "mongodb")
         users = UserStore(services.db, AccessScope.system())
         principal, auth_error = await authenticate(
             request.headers.get("authorization"), tokens=services.tokens, users=users
@@ -212,6 +234,7 @@ class CareGraphView(GraphQL):
                     services.redis,
                     per_account=self.settings.login_failures_per_account,
                     per_ip=self.settings.login_failures_per_ip,
+                    fallback=services.throttle_fallback,
                 ),
                 settings=self.settings,
             ),

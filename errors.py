@@ -92,8 +92,17 @@ def format_error(error: Any, *, hide_suggestions: bool = False) -> dict[str, Any
         extensions = {"code": "INTERNAL_SERVER_ERROR", **(error.extensions or {})}
         extensions.setdefault("code", "INTERNAL_SERVER_ERROR")
     else:
-        formatted["message"] = "Internal server error"
-        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        from runtime.dependencies import ServiceUnavailable, dependency_of
+
+        dependency = dependency_of(original)
+        if dependency is not None:
+            # An outage, not a bug: the client should retry later.
+            unavailable = ServiceUnavailable(dependency)
+            formatted["message"] = unavailable.message
+            extensions = {"code": unavailable.code, **unavailable.extensions}
+        else:
+            formatted["message"] = "Internal server error"
+            extensions = {"code": "INTERNAL_SERVER_ERROR"}
     formatted["extensions"] = extensions
     return formatted
 

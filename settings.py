@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from runtime.ops_settings import OpsSettings
+
 
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
@@ -98,6 +100,8 @@ class Settings:
     report_min_group_size: int = 5
     # bcrypt cost; tests lower it to keep the suite fast.
     bcrypt_rounds: int = 12
+    # Resilience, metrics and backups (runtime/ops_settings.py).
+    ops: OpsSettings = field(default_factory=OpsSettings)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -169,6 +173,7 @@ class Settings:
             report_min_group_size=_env_int(
                 "CAREGRAPH_REPORT_MIN_GROUP_SIZE", defaults.report_min_group_size
             ),
+            ops=OpsSettings.from_env(),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

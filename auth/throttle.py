@@ -10,6 +10,7 @@ import logging
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from auth.fallback_budget import FallbackBudget
 from errors import CareGraphError
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,22 @@ class RateLimited(CareGraphError):
         )
 
 
+# Used when no process-wide fallback is passed in (tests, scripts).
+_DEFAULT_FALLBACK = FallbackBudget(limit=3, window_s=ACCOUNT_WINDOW_MS / 1000)
+
+
 class LoginThrottle:
-    def __init__(self, client: redis.Redis, *, per_account: int, per_ip: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        per_account: int,
+        per_ip: int,
+        fallback: FallbackBudget | None = None,
+    ) -> None:
         self.redis, self.per_account, self.per_ip = client, per_account, per_ip
+        # While Redis is down: a small per-process budget per account (fail closed).
+        self.fallback = fallback or _DEFAULT_FALLBACK
 
     @staticmethod
     def _keys(email: str, ip: str) -> tuple[str, str]:
@@ -63,8 +77,12 @@ class LoginThrottle:
             if int(by_ip) > self.per_ip:
                 raise RateLimited(await self._retry_after(ip_key))
         except RedisError:
-            # Availability over lockout: a Redis outage must not stop every login.
-            log.exception("login throttle unavailable; allowing the attempt")
+            # Neither open (free guessing during an outage) nor closed for everyone:
+            # the attacked account runs out of a small in-process budget.
+            log.warning("login throttle: Redis unavailable; using the in-process budget")
+            retry_after = self.fallback.spend(account_key)
+            if retry_after is not None:
+                raise RateLimited(retry_after) from None
 
     async def _retry_after(self, key: str) -> int:
         return max(1, -(-int(await self.redis.pttl(key)) // 1000))
@@ -77,4 +95,5 @@ class LoginThrottle:
             await self.redis.delete(account_key)
             await self.redis.eval(_GIVE_BACK, 1, ip_key)
         except RedisError:
+            self.fallback.forget(account_key)
             log.exception("could not reset the login throttle")

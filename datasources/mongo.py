@@ -8,16 +8,23 @@ from pymongo.asynchronous.database import AsyncDatabase
 from settings import Settings
 
 
-def create_client(uri: str, settings: Settings, **options) -> AsyncMongoClient:
+def create_client(
+    uri: str,
+    settings: Settings,
+    *,
+    client_class: type[AsyncMongoClient] = AsyncMongoClient,
+    **options,
+) -> AsyncMongoClient:
     # One client per process: it owns the connection pool. Timeouts are explicit so a
     # stalled server turns into an error instead of a hung request.
-    return AsyncMongoClient(
+    return client_class(
         uri,
         tz_aware=True,
         timeoutMS=settings.mongodb_timeout_ms,
         serverSelectionTimeoutMS=settings.mongodb_server_selection_timeout_ms,
         connectTimeoutMS=settings.mongodb_server_selection_timeout_ms,
         appname="caregraph",
+        maxPoolSize=settings.ops.mongodb_max_pool_size,
         **options,
     )
 

@@ -58,9 +58,12 @@ class EmbeddedMongo:
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.uri: str | None = None
+        self.port: int | None = None
         self.log_path = storage_path.parent / f"{storage_path.name}.log"
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
+        """Start the server; `port` 0 picks a free one (a restart passes the old one, so
+        connected clients find it again at the same address)."""
         self.storage_path.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         offset = log_file.tell()
@@ -69,7 +72,7 @@ class EmbeddedMongo:
             "--host",
             "127.0.0.1",
             "--port",
-            "0",
+            str(port),
             "--storage-path",
             str(self.storage_path),
             # Acknowledged writes must survive a crash of the child.
@@ -88,6 +91,7 @@ class EmbeddedMongo:
         log_file.close()
         host, port = self._wait_for_port(offset)
         self.uri = f"mongodb://{host}:{port}/"
+        self.port = int(port)
         log.info("embedded MongoDB (pid %s) listening on %s:%s", self.process.pid, host, port)
         return self.uri
 

@@ -16,6 +16,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth.fallback_budget import FallbackBudget
+from auth.throttle import ACCOUNT_WINDOW_MS
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
 from datasources.cache import create_redis
@@ -24,7 +26,13 @@ from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
+from runtime.dependencies import DependencyStates
 from runtime.embedded_mongo import EmbeddedMongo
+from runtime.idempotency import IdempotentRequests
+from runtime.mongo_gate import GatedMongoClient, MongoGate
+from runtime.mongo_supervisor import MongoSupervisor
+from runtime.probes import dependency_probes, install_sql_fast_fail
+from runtime.request_guard import request_budget_s
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,30 +49,75 @@ class Services:
     reports: ReportStore
     report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
+    # Supervises embedded_mongo: restarts it on its data folder if it dies.
+    mongo_supervisor: MongoSupervisor | None = None
+    # Per-dependency circuits and the probe that closes them (runtime/dependencies.py).
+    dependencies: DependencyStates | None = None
+    # The login throttle's per-process budget while Redis is down (auth/fallback_budget.py).
+    throttle_fallback: FallbackBudget | None = None
+    # Idempotency-Key handling (runtime/idempotency.py).
+    idempotency: IdempotentRequests | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
-        embedded = None
+        embedded = supervisor = None
         uri = settings.mongodb_uri
         if uri is None:
             embedded = EmbeddedMongo(settings.data_dir / "mongodb")
-            # Started from this (the main) thread on purpose: the child's parent-death
-            # signal follows the spawning thread, and a pool thread may exit early.
-            uri = embedded.start()
+            # Started from the supervisor's own long-lived thread: the child's
+            # parent-death signal follows the spawning thread.
+            supervisor = MongoSupervisor(embedded)
+            supervisor.start()
+            uri = embedded.uri
+            assert uri is not None
         try:
-            client = create_client(uri, settings, event_listeners=mongo_event_listeners or [])
+            client = create_client(
+                uri,
+                settings,
+                client_class=GatedMongoClient,
+                event_listeners=mongo_event_listeners or [],
+            )
+            client.gate = MongoGate(
+                per_process=settings.ops.mongodb_concurrency,
+                per_request=settings.ops.mongodb_concurrency_per_request,
+                wait_s=settings.ops.mongodb_queue_wait_ms / 1000,
+            )
             db = client[settings.mongodb_database]
             await ensure_indexes(db)
             engine = create_engine(settings.sqlalchemy_url)
             await migrate(engine)
         except BaseException:
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
+            if supervisor is not None:
+                await asyncio.to_thread(supervisor.stop)
             raise
         tokens = TokenService(settings, load_signing_key(settings))
         redis_client = create_redis(settings.redis_url)
-        return cls(settings, client, db, engine, redis_client, tokens, ReportStore(db, engine),
-                   ReportCache(redis_client, settings.report_cache_ttl_s), embedded)
+        dependencies = DependencyStates(dependency_probes(db, engine, redis_client))
+        idempotency = IdempotentRequests(db, tokens, running_s=request_budget_s(settings))
+        await idempotency.ensure_indexes()
+        install_sql_fast_fail(engine, dependencies["sql"])
+        dependencies.start()
+        if supervisor is not None:
+            # The child's death is known at once: refuse fast from this moment on.
+            supervisor.on_down = lambda reason: dependencies.mark_down("mongodb", reason)
+        return cls(
+            settings,
+            client,
+            db,
+            engine,
+            redis_client,
+            tokens,
+            ReportStore(db, engine),
+            ReportCache(redis_client, settings.report_cache_ttl_s),
+            embedded,
+            supervisor,
+            dependencies,
+            FallbackBudget(
+                limit=settings.ops.throttle_fallback_per_account,
+                window_s=ACCOUNT_WINDOW_MS / 1000,
+            ),
+            idempotency,
+        )
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
         return DataSources.build(
@@ -75,8 +128,12 @@ class Services:
         )
 
     async def close(self) -> None:
+        if self.dependencies is not None:
+            await self.dependencies.stop()
         await self.redis.aclose()
         await self.engine.dispose()
         await self.mongo_client.close()
-        if self.embedded_mongo is not None:
+        if self.mongo_supervisor is not None:
+            await asyncio.to_thread(self.mongo_supervisor.stop)
+        elif self.embedded_mongo is not None:
             await asyncio.to_thread(self.embedded_mongo.stop)
