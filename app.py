@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,6 +29,9 @@ from context import Context
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
+from observability import metrics
+from observability.health import livez, readiness, readyz
+from observability.metrics_endpoint import metrics_route
 from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
@@ -75,12 +77,15 @@ class CareGraphView(GraphQL):
                     return await services.idempotency.serve(scope, receive, send, self._answer)
                 return await self._answer(scope, receive, send)
         except DependencyDown as error:
+            metrics.observe_refusal(error.code, "unavailable")
             await _error_response(error)(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await self.run(Request(scope, receive))
         except HttpError as error:
+            if not isinstance(error, DependencyDown):
+                metrics.observe_refusal(error.code, "refused")
             response = _error_response(error)
         except HTTPException as error:
             # Strawberry's own refusals (bad JSON, wrong method): JSON, with a code.
@@ -136,6 +141,15 @@ class CareGraphView(GraphQL):
             request, request_adapter, request_data, context, root_value, sub_response
         )
         assert self.services is not None
+        if isinstance(result, ExecutionResult):
+            metrics.observe_operation(
+                operation=request_data.operation_name
+                or (resolution.trusted.name if resolution.trusted else None),
+                by_reference=resolution.by_reference,
+                trusted=resolution.trusted is not None,
+                report_hits=[outcome.hit for outcome in context.report_outcomes],
+                result=result,
+            )
         if isinstance(result, ExecutionResult) and mark_unavailable(
             self.services, result, sub_response.headers
         ):
@@ -257,6 +271,7 @@ class CareGraphView(GraphQL):
                 format_error(error, hide_suggestions=self.settings.production)
                 for error in result.errors
             ]
+            metrics.count_errors(response["errors"])
         extensions = dict(result.extensions or {})
         outcomes = getattr(request.state, "report_outcomes", None)
         if outcomes:
@@ -425,34 +440,16 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             await services.close()
 
     async def health(request: Request) -> JSONResponse:
-        services: Services = request.app.state.services
-        checks: dict[str, str] = {}
-        try:
-            await services.db.command("ping")
-            checks["mongodb"] = "ok"
-        except Exception as error:  # noqa: BLE001 - any failure means "not healthy"
-            checks["mongodb"] = type(error).__name__
-        try:
-            async with services.engine.connect() as connection:
-                await connection.execute(sa.text("SELECT 1"))
-            checks["sql"] = "ok"
-        except Exception as error:  # noqa: BLE001
-            checks["sql"] = type(error).__name__
-        try:
-            await services.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as error:  # noqa: BLE001
-            checks["redis"] = type(error).__name__
-        healthy = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            {"status": "ok" if healthy else "degraded", "checks": checks},
-            status_code=200 if healthy else 503,
-        )
+        # The same bounded, parallel checks as /readyz (kept for existing monitors).
+        return await readiness(request.app.state.services)
 
     return Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            metrics_route(settings),
             *graphiql_routes(settings, schema_access=view.schema_access),
         ],
         middleware=[

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
+from observability import metrics
+
 
 class FallbackBudget:
     def __init__(self, *, limit: int, window_s: float, max_keys: int = 100_000) -> None:
@@ -21,6 +23,7 @@ class FallbackBudget:
     def spend(self, key: str) -> int | None:
         """Count one attempt; None when allowed, else seconds until the window ends."""
         now = time.monotonic()
+        metrics.FALLBACK_SPENT.inc()
         with self._lock:
             started, count = self._windows.get(key, (now, 0))
             if now - started >= self.window_s:

@@ -14,6 +14,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from datasources.pagination import Page, PageRequest, after_filter, build_page, sort_key
 from errors import NotFound
@@ -144,7 +145,16 @@ class DocumentStore:
     async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
         now = utcnow()
         document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
-        await self.collection.insert_one(document, session=session)
+        try:
+            await self.collection.insert_one(document, session=session)
+        except DuplicateKeyError as error:
+            # The _id is fresh, so a clash on it means PyMongo's automatic retry found
+            # its own first attempt, saved before the server died (the embedded server
+            # forgets retryable-write records on restart): the write did succeed.
+            if session is not None or (error.details or {}).get("keyValue") != {
+                "_id": document["_id"]
+            }:
+                raise
         await self._changed(session)
         return document
 

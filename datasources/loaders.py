@@ -15,13 +15,14 @@ from aiodataloader import DataLoader
 from bson import ObjectId
 
 from datasources.pagination import Page, PageRequest
+from observability.metrics import observed_batches
 
 if TYPE_CHECKING:
     from datasources import DataSources
 
 
 def _batch_loader(batch: Callable[[list[Any]], Awaitable[Sequence[Any]]]) -> DataLoader:
-    return DataLoader(batch_load_fn=batch, max_batch_size=1000)
+    return DataLoader(batch_load_fn=observed_batches(batch), max_batch_size=1000)
 
 
 def _loader(fetch: Callable[..., Awaitable[Sequence[Any]]], keys_argument: str) -> DataLoader:

@@ -165,6 +165,7 @@ class DependencyStates:
         self.interval_up_s, self.interval_down_s = interval_up_s, interval_down_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __getitem__(self, name: str) -> Circuit:
         return self.circuits[name]
@@ -185,8 +186,10 @@ class DependencyStates:
         return name
 
     def mark_down(self, name: str, reason: str) -> None:
-        """Thread-safe enough for the supervisor thread: plain attribute writes."""
+        """Open a circuit from any thread (the MongoDB supervisor's), and probe soon."""
         self.circuits[name].opened(reason)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def check(self, name: str) -> str:
         """Run one probe with a short timeout: 'ok' or why not. Updates the circuit."""
@@ -205,7 +208,8 @@ class DependencyStates:
         return dict(zip(names, results, strict=True))
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="dependency-probe")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="dependency-probe")
 
     async def stop(self) -> None:
         if self._task is not None:

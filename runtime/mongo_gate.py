@@ -19,6 +19,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from observability import metrics
 from runtime.dependencies import MONGODB, ServiceUnavailable
 
 _request_slots: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
@@ -46,6 +47,7 @@ class MongoGate:
             await asyncio.wait_for(semaphore.acquire(), timeout=self.wait_s)
         except TimeoutError:
             self.shed += 1
+            metrics.SHED.inc()
             raise ServiceUnavailable(MONGODB, "overloaded") from None
 
     async def acquire(self) -> list[asyncio.Semaphore]:

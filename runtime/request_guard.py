@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymongo
 
+from observability import metrics
 from runtime.dependencies import RETRY_AFTER_S, DependencyDown, dependency_of
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def request_budget_s(settings: Settings) -> float:
 async def request_guard(services: Services) -> AsyncIterator[None]:
     budget_s = request_budget_s(services.settings)
     token = _deadline.set(time.monotonic() + budget_s)
+    stats_token = metrics.begin_request()
     gate = getattr(services.mongo_client, "gate", None)
     try:
         with pymongo.timeout(budget_s):
@@ -64,6 +66,7 @@ async def request_guard(services: Services) -> AsyncIterator[None]:
             raise
         raise DependencyDown(name) from error
     finally:
+        metrics.end_request(stats_token)
         _deadline.reset(token)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.fallback_budget import FallbackBudget
@@ -26,6 +27,7 @@ from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
+from observability import metrics
 from runtime.dependencies import DependencyStates
 from runtime.embedded_mongo import EmbeddedMongo
 from runtime.idempotency import IdempotentRequests
@@ -75,7 +77,7 @@ class Services:
                 uri,
                 settings,
                 client_class=GatedMongoClient,
-                event_listeners=mongo_event_listeners or [],
+                event_listeners=[*(mongo_event_listeners or []), metrics.RoundTripCounter()],
             )
             client.gate = MongoGate(
                 per_process=settings.ops.mongodb_concurrency,
@@ -96,10 +98,15 @@ class Services:
         idempotency = IdempotentRequests(db, tokens, running_s=request_budget_s(settings))
         await idempotency.ensure_indexes()
         install_sql_fast_fail(engine, dependencies["sql"])
+        event.listen(engine.sync_engine, "before_cursor_execute", metrics.count_sql_statement)
+        dependencies.add_listener(metrics.dependency_changed)
+        for name in dependencies.circuits:
+            metrics.dependency_changed(name, True)
         dependencies.start()
         if supervisor is not None:
             # The child's death is known at once: refuse fast from this moment on.
             supervisor.on_down = lambda reason: dependencies.mark_down("mongodb", reason)
+            supervisor.on_restart = metrics.RESTARTS.inc
         return cls(
             settings,
             client,

@@ -1,0 +1,1 @@
+"""Health endpoints, Prometheus metrics, structured logs and optional tracing."""
