@@ -31,6 +31,7 @@ from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
 from observability import metrics
 from observability.health import livez, readiness, readyz
+from observability.logs import with_request_id
 from observability.metrics_endpoint import metrics_route
 from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
@@ -71,8 +72,9 @@ class CareGraphView(GraphQL):
             return await super().__call__(scope, receive, send)
         services = self.services
         assert services is not None, "services are opened by the app lifespan"
+        send = with_request_id(scope, send)
         try:
-            async with request_guard(services):
+            async with request_guard(services, scope):
                 if services.idempotency is not None and IdempotentRequests.applies(scope):
                     return await services.idempotency.serve(scope, receive, send, self._answer)
                 return await self._answer(scope, receive, send)
@@ -143,8 +145,9 @@ class CareGraphView(GraphQL):
         assert self.services is not None
         if isinstance(result, ExecutionResult):
             metrics.observe_operation(
-                operation=request_data.operation_name
-                or (resolution.trusted.name if resolution.trusted else None),
+                operation=resolution.trusted.name
+                if resolution.trusted
+                else metrics.operation_name(request_data.operation_name, resolution.query),
                 by_reference=resolution.by_reference,
                 trusted=resolution.trusted is not None,
                 report_hits=[outcome.hit for outcome in context.report_outcomes],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import date
 
@@ -35,6 +34,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         port=settings.port,
         log_level="info",
         lifespan="on",
+        # Our logging setup stays; uvicorn's access log would record query strings
+        # (GET variables can hold PHI): the app logs its own access lines.
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -103,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     manifest.add_argument("--output", default="persisted-query-manifest.json")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from observability.logs import configure_logging
+
     settings = Settings.from_env()
+    # JSON lines with request ids (observability/logs.py); CAREGRAPH_LOG_FORMAT=text
+    # for the plain format.
+    configure_logging(settings.ops.log_format)
     if args.command == "serve":
         _serve(args, settings)
     elif args.command == "demo-data":

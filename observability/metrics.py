@@ -92,6 +92,21 @@ BACKUP_AGE.set_function(
 INTEGRITY_ALARMS = Counter(
     "caregraph_integrity_alarms", "Data-integrity alarms raised", ["check"], registry=REGISTRY
 )
+# Series that should read 0 rather than be absent until the first event.
+for _check in ("backup", "scheduled_backup"):
+    INTEGRITY_ALARMS.labels(_check)
+THROTTLED.labels("throttle")
+
+
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def operation_name(explicit: str | None, query: str | None) -> str | None:
+    """The operation's name: the one the client sent, else the document's first."""
+    if explicit:
+        return explicit
+    match = _OPERATION_NAME.match(query or "")
+    return match.group(1) if match else None
 
 
 def operation_label(name: str | None) -> str:
@@ -107,8 +122,10 @@ def operation_label(name: str | None) -> str:
 
 @dataclass
 class RequestStats:
+    request_id: str = ""
     started: float = field(default_factory=time.monotonic)
     operation: str | None = None
+    executed: bool = False  # a GraphQL operation ran (not a page or a protocol refusal)
     outcome: str = "ok"
     mongodb: int = 0
     sql: int = 0
@@ -119,8 +136,8 @@ _current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar(
 )
 
 
-def begin_request() -> contextvars.Token[RequestStats | None]:
-    return _current.set(RequestStats())
+def begin_request(request_id: str = "") -> contextvars.Token[RequestStats | None]:
+    return _current.set(RequestStats(request_id=request_id))
 
 
 def current() -> RequestStats | None:
@@ -130,8 +147,8 @@ def current() -> RequestStats | None:
 def end_request(token: contextvars.Token[RequestStats | None]) -> None:
     stats = _current.get()
     _current.reset(token)
-    if stats is None or stats.operation is None and stats.outcome == "ok":
-        return  # not a GraphQL operation (GraphiQL page, a refused protocol request)
+    if stats is None or not stats.executed and stats.outcome == "ok":
+        return  # not a GraphQL operation (the GraphiQL page, say)
     operation = operation_label(stats.operation)
     REQUESTS.labels(operation, stats.outcome).inc()
     LATENCY.labels(operation).observe(time.monotonic() - stats.started)
@@ -196,7 +213,7 @@ def observe_operation(
     """One executed GraphQL operation: its name, outcome and cache lookups."""
     stats = _current.get()
     if stats is not None:
-        stats.operation = operation
+        stats.operation, stats.executed = operation, True
         if result.errors:
             stats.outcome = "partial" if result.data else "error"
     if by_reference and not trusted:

@@ -19,8 +19,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import pymongo
+from starlette.types import Scope
 
 from observability import metrics
+from observability.logs import log_access
 from runtime.dependencies import RETRY_AFTER_S, DependencyDown, dependency_of
 
 if TYPE_CHECKING:
@@ -46,10 +48,10 @@ def request_budget_s(settings: Settings) -> float:
 
 
 @asynccontextmanager
-async def request_guard(services: Services) -> AsyncIterator[None]:
+async def request_guard(services: Services, scope: Scope) -> AsyncIterator[None]:
     budget_s = request_budget_s(services.settings)
     token = _deadline.set(time.monotonic() + budget_s)
-    stats_token = metrics.begin_request()
+    stats_token = metrics.begin_request(scope["state"]["request_id"])
     gate = getattr(services.mongo_client, "gate", None)
     try:
         with pymongo.timeout(budget_s):
@@ -66,6 +68,9 @@ async def request_guard(services: Services) -> AsyncIterator[None]:
             raise
         raise DependencyDown(name) from error
     finally:
+        stats = metrics.current()
+        if stats is not None:
+            log_access(scope["method"], scope["path"], time.monotonic() - stats.started)
         metrics.end_request(stats_token)
         _deadline.reset(token)
 
