@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         "query manifest (for clients and routers)",
     )
     manifest.add_argument("--output", default="persisted-query-manifest.json")
+    from backup.cli import add_backup_commands, run_backup
+
+    add_backup_commands(commands)
     args = parser.parse_args(argv)
 
     from observability.logs import configure_logging
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             output.write(schema.as_str() + "\n")
     elif args.command == "build-manifest":
         return _build_manifest(args.output, settings)
+    elif args.command == "backup":
+        return run_backup(args, settings)
     return 0
 
 

@@ -72,6 +72,8 @@ class Services:
             supervisor.start()
             uri = embedded.uri
             assert uri is not None
+            # Where CLI commands (backup) find the running server: its folder is locked.
+            (settings.data_dir / "mongodb.uri").write_text(uri)
         try:
             client = create_client(
                 uri,
@@ -141,6 +143,7 @@ class Services:
         await self.engine.dispose()
         await self.mongo_client.close()
         if self.mongo_supervisor is not None:
+            (self.settings.data_dir / "mongodb.uri").unlink(missing_ok=True)
             await asyncio.to_thread(self.mongo_supervisor.stop)
         elif self.embedded_mongo is not None:
             await asyncio.to_thread(self.embedded_mongo.stop)

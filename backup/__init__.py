@@ -1,0 +1,1 @@
+"""Verified backup and restore: encrypted, authenticated, streamed archives."""
