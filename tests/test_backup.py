@@ -108,6 +108,44 @@ async def test_restore_into_fresh_databases_is_identical(
         await client.close()
 
 
+@pytest.fixture(scope="module")
+async def small_archive(mongo_uri, tmp_path_factory) -> bytes:
+    """An archive of a small made-up database (several chunks), made once per module:
+    the refusal tests need a valid archive to damage, not the demo data."""
+    from datetime import UTC, datetime
+
+    from datasources.billing_tables import bills
+    from datasources.sql import migrate
+
+    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    db = client[f"small_{uuid.uuid4().hex[:10]}"]
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('small')}/b.sqlite3")
+    try:
+        await db["notes"].insert_many([{"n": i, "text": "x" * 500} for i in range(400)])
+        await migrate(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                bills.insert(),
+                [
+                    {
+                        "patient_id": "p" * 24,
+                        "disease": "flu",
+                        "total_cost_cents": i,
+                        "created_at": datetime.now(UTC),
+                        "paid": False,
+                    }
+                    for i in range(20)
+                ],
+            )
+        out = io.BytesIO()
+        await create_backup(db, engine, out, KEY)
+        return out.getvalue()
+    finally:
+        await engine.dispose()
+        await client.drop_database(db.name)
+        await client.close()
+
+
 def chunks(data: bytes) -> tuple[int, list[tuple[int, int]]]:
     """(offset of the first chunk, [(start, end)] of every chunk, length prefix included)."""
     (header_length,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
@@ -149,10 +187,13 @@ REASONS = {
 
 @pytest.mark.parametrize("how", sorted(REASONS))
 async def test_a_damaged_archive_is_refused_and_the_target_untouched(
-    archive, mongo_uri, tmp_path, how
+    small_archive, mongo_uri, tmp_path, how
 ) -> None:
+    good = tmp_path / "good.cgbk"
+    good.write_bytes(small_archive)
+    assert verify_archive(good, KEY)["mongodb"]["collections"]["notes"]["count"] == 400
     bad = tmp_path / "bad.cgbk"
-    bad.write_bytes(damaged(archive.read_bytes(), how))
+    bad.write_bytes(damaged(small_archive, how))
     with pytest.raises(ArchiveInvalid, match=REASONS[how]):
         verify_archive(bad, KEY)
     client = AsyncMongoClient(mongo_uri)
@@ -170,7 +211,9 @@ async def test_a_damaged_archive_is_refused_and_the_target_untouched(
         await client.close()
 
 
-async def test_a_wrong_key_is_named(archive) -> None:
+async def test_a_wrong_key_is_named(small_archive, tmp_path) -> None:
+    archive = tmp_path / "a.cgbk"
+    archive.write_bytes(small_archive)
     with pytest.raises(ArchiveInvalid, match="wrong backup key"):
         verify_archive(archive, OTHER_KEY)
 
@@ -192,11 +235,13 @@ def command(argv: list[str], key: bytes, data_dir: Path) -> int:
     return run_backup(parser.parse_args(argv), settings)
 
 
-async def test_the_commands_verify_and_refuse(archive, tmp_path, capsys) -> None:
+async def test_the_commands_verify_and_refuse(small_archive, tmp_path, capsys) -> None:
+    archive = tmp_path / "a.cgbk"
+    archive.write_bytes(small_archive)
     assert command(["backup", "verify", str(archive)], KEY, tmp_path) == 0
     assert "verifies" in capsys.readouterr().out
     bad = tmp_path / "bad.cgbk"
-    bad.write_bytes(damaged(archive.read_bytes(), "edited"))
+    bad.write_bytes(damaged(small_archive, "edited"))
     assert command(["backup", "verify", str(bad)], KEY, tmp_path) == 2
     assert "REFUSED: chunk 1 failed authentication" in capsys.readouterr().err
     assert command(["backup", "verify", str(archive)], OTHER_KEY, tmp_path) == 2
