@@ -25,7 +25,10 @@ from auth import passwords
 from auth.authenticate import authenticate
 from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
+from backup.alarms import IntegrityAlarms
+from backup.schedule import BackupScheduler
 from context import Context
+from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
@@ -260,6 +263,7 @@ class CareGraphView(GraphQL):
             system_sources=services.data_sources(),
             reports=services.reports,
             report_cache=services.report_cache,
+            integrity_alarms=IntegrityAlarmStore(services.db),
         )
         # process_result sees the request, not the context: share the outcomes list.
         request.state.report_outcomes = context.report_outcomes
@@ -432,12 +436,23 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                     print(logins, flush=True)
             view.services = app.state.services = services
             view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
+            # Scheduled backups and the periodic integrity check (backup/schedule.py).
+            app.state.backup_scheduler = scheduler = BackupScheduler(
+                services,
+                IntegrityAlarms(
+                    IntegrityAlarmStore(services.db), webhook_url=settings.ops.alarm_webhook_url
+                ),
+            )
+            scheduler.start()
             # Everything allocated so far (modules, schema) lives as long as the process:
             # moving it out of the collector's reach keeps full collections, and the
             # latency spikes they caused under load (measured: 35 ms+), short.
             gc.freeze()
             yield
         finally:
+            scheduler = getattr(app.state, "backup_scheduler", None)
+            if scheduler is not None:
+                await scheduler.stop()
             view.services = None
             view.persisted.apq = None
             await services.close()

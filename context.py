@@ -12,6 +12,7 @@ from starlette.responses import Response
 from auth.roles import Principal
 from auth.sessions import SessionService
 from datasources import DataSources
+from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.loaders import Loaders
 from datasources.report_cache import CacheOutcome, ReportCache
 from datasources.reports import ReportStore
@@ -44,6 +45,8 @@ class Context:
     # The prepared trusted document this request runs, if any (persisted/): its AST
     # was parsed and validated once, at start.
     trusted_document: TrustedDocument | None = None
+    # Data-integrity alarms, for the ADMIN `integrityAlarms` query.
+    integrity_alarms: IntegrityAlarmStore | None = None
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 

@@ -105,6 +105,7 @@ TYPE_READERS: dict[str, Roles | Anyone] = {
         REPORT_READERS,
     ),
     "ReportCacheStats": ADMIN_ONLY,
+    "IntegrityAlarm": ADMIN_ONLY,
 }
 
 FIELDS: dict[str, dict[str, Roles | Anyone]] = {
@@ -120,6 +121,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
             "monthlyAppointmentTrend averagePrescriptionCostByDisease",
         ),
         "reportCacheStats": ADMIN_ONLY,
+        "integrityAlarms": ADMIN_ONLY,
     },
     "Mutation": {
         **_fields(PUBLIC, "register login refreshToken"),
@@ -206,6 +208,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     ),
     "ReportPrivacy": _fields(REPORT_READERS, "minimumGroupSize suppressedGroups note"),
     "ReportCacheStats": _fields(ADMIN_ONLY, "hits misses errors"),
+    "IntegrityAlarm": _fields(ADMIN_ONLY, "id check message raisedAt"),
 }
 
 # An ADMIN who has not yet completed a second factor may only do these.

@@ -33,6 +33,7 @@ from schema.bill import Bill, BillMutations, BillQueries
 from schema.doctor import AvailabilityWindow, Doctor, DoctorMutations, DoctorQueries
 from schema.documents import PreparedDocuments
 from schema.limits import OperationLimits
+from schema.operations import IntegrityAlarm, OperationsQueries
 from schema.patient import Address, Contact, Patient, PatientMutations, PatientQueries
 from schema.prescription import Dosage, Prescription, PrescriptionMutations, PrescriptionQueries
 from schema.report import (
@@ -60,6 +61,7 @@ class Query(
     PrescriptionQueries,
     BillQueries,
     ReportQueries,
+    OperationsQueries,
 ):
     pass
 
@@ -106,6 +108,7 @@ POLICED_TYPES = (
     DiseaseCost,
     ReportPrivacy,
     ReportCacheStats,
+    IntegrityAlarm,
 )
 
 
