@@ -10,7 +10,7 @@ from datetime import date
 from settings import Settings
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> None:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app import create_app
@@ -28,6 +28,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     )
     if settings.graphiql:
         print(f"GraphiQL: http://{settings.host}:{settings.port}/graphql", flush=True)
+    if args.workers > 1:
+        from runtime.workers import serve_workers
+
+        return serve_workers(settings, args.workers)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -39,6 +43,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         log_config=None,
         access_log=False,
     )
+    return 0
 
 
 async def _demo_data(args: argparse.Namespace, settings: Settings) -> None:
@@ -86,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--no-demo-data", action="store_true", help="do not load demo data into an empty database"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (more than 1 on embedded defaults starts a redis-server)",
+    )
     demo = commands.add_parser("demo-data", help="generate deterministic demo data")
     demo.add_argument("--size", choices=["small", "default", "large"], default="default")
     demo.add_argument("--seed", type=int, default=42)
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     # for the plain format.
     configure_logging(settings.ops.log_format)
     if args.command == "serve":
-        _serve(args, settings)
+        return _serve(args, settings)
     elif args.command == "demo-data":
         asyncio.run(_demo_data(args, settings))
     elif args.command == "migrate":

@@ -8,14 +8,14 @@
   registered (the audit chain's verification, once it exists).
 A failure of either raises a data-integrity alarm (backup/alarms.py).
 
-With several workers each would run the schedule; only the first worker (the one
-`caregraph serve --workers` marks with CAREGRAPH_WORKER_INDEX=0, or a single process)
-runs it.
+With several workers (or instances sharing a backup folder), one runs the schedule:
+whichever holds the folder's lock file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import time
@@ -52,9 +52,23 @@ class BackupScheduler:
         self.extra_checks: list[tuple[str, IntegrityCheck]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.completed = 0  # backups written, verified and pruned
+        self._lock: int | None = None
+
+    def _elected(self) -> bool:
+        """One process per backup folder runs the schedule (workers share the folder):
+        whoever holds the folder's lock, for as long as it lives."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.folder / ".scheduler.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            return False
+        self._lock = descriptor
+        return True
 
     def start(self) -> None:
-        if os.environ.get("CAREGRAPH_WORKER_INDEX", "0") != "0":
+        if not self._elected():
             return
         ops = self.settings.ops
         loop = asyncio.get_running_loop()
@@ -73,6 +87,9 @@ class BackupScheduler:
             except asyncio.CancelledError:
                 pass
         self._tasks.clear()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None
 
     async def _every(
         self, interval_s: float, job: Callable[[], Awaitable[object]], first: float | None = None

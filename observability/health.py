@@ -7,6 +7,7 @@ what is wrong; a load balancer takes the instance out while it says 503.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 
 async def livez(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    # The pid tells an operator (and the multi-worker test) which worker answered.
+    return JSONResponse({"status": "ok", "pid": os.getpid()})
 
 
 async def readiness(services: Services) -> JSONResponse:

@@ -175,10 +175,10 @@ LOGIN = """mutation($email: String!, $password: String!) {
 
 async def test_redis_down_and_back(tmp_path, mongo_uri) -> None:
     server = RedisServer(tmp_path)
-    server.start()
     settings = settings_for_test(mongo_uri, tmp_path).with_overrides(redis_url=server.url)
     app = create_app(settings)
     email = f"victim-{uuid.uuid4().hex[:6]}@test.invalid"
+    server.start()
     try:
         async with app.router.lifespan_context(app), http_client(app) as anonymous:
             services = app.state.services
