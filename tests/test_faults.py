@@ -26,6 +26,7 @@ import redis as redis_sync
 
 from app import create_app
 from auth.roles import Role
+from runtime.redis_child import RedisChild
 from tests.conftest import fresh_postgres_database, http_client
 from tests.support import issue_token, settings_for_test
 
@@ -120,61 +121,13 @@ async def test_mongodb_killed_under_write_load_recovers_and_loses_nothing(tmp_pa
         assert stored == len(acknowledged)  # zero acknowledged writes lost
 
 
-class RedisServer:
-    """A redis-server child on a free loopback port, persisting to an append-only file."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory, self.port = directory, free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis_sync.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis_sync.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-            self.process = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
 LOGIN = """mutation($email: String!, $password: String!) {
   login(email: $email, password: $password) { __typename } }"""
 
 
 async def test_redis_down_and_back(tmp_path, mongo_uri) -> None:
-    server = RedisServer(tmp_path)
+    # A Redis child persisting to an append-only file, stopped and started on one port.
+    server = RedisChild(tmp_path / "redis")
     settings = settings_for_test(mongo_uri, tmp_path).with_overrides(redis_url=server.url)
     app = create_app(settings)
     email = f"victim-{uuid.uuid4().hex[:6]}@test.invalid"
