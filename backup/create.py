@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import IO, Any
 
+import pymongo
 import sqlalchemy as sa
 from bson import json_util
 from bson.codec_options import CodecOptions
@@ -139,6 +140,26 @@ async def create_backup(
                 manifest["sql"]["tables"][table.name] = digest.summary()
     bar.total = estimate + sum(t["count"] for t in manifest["sql"]["tables"].values())
 
+    # A backup is a long job, not a request: the client's per-operation timeout
+    # (MONGODB_TIMEOUT_MS, sized for requests) must not cut a large export short.
+    with pymongo.timeout(None):
+        await _export_collections(db, collections, writer, manifest, emit)
+    bar.close()
+
+    manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
+    writer.record(MANIFEST, manifest_bytes)
+    writer.record(AUTHENTICATOR, mac(writer.mac_key, manifest_bytes).encode())
+    writer.close()
+    return manifest
+
+
+async def _export_collections(
+    db: AsyncDatabase[Any],
+    collections: list[str],
+    writer: ArchiveWriter,
+    manifest: dict[str, Any],
+    emit: Callable[[bytes, MemberDigest], None],
+) -> None:
     async with db.client.start_session(snapshot=True) as session:
         for name in collections:
             indexes = [json_util.dumps(spec) async for spec in await db[name].list_indexes()]
@@ -154,13 +175,6 @@ async def create_backup(
                 emit(document.raw, digest)
             writer.record(END, json.dumps(digest.summary()).encode())
             manifest["mongodb"]["collections"][name] = digest.summary()
-    bar.close()
-
-    manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
-    writer.record(MANIFEST, manifest_bytes)
-    writer.record(AUTHENTICATOR, mac(writer.mac_key, manifest_bytes).encode())
-    writer.close()
-    return manifest
 
 
 def _begin(kind: str, name: str, **details: Any) -> bytes:
