@@ -461,7 +461,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         # The same bounded, parallel checks as /readyz (kept for existing monitors).
         return await readiness(request.app.state.services)
 
-    return Starlette(
+    application = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
@@ -477,3 +477,8 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         ],
         lifespan=lifespan,
     )
+    if settings.ops.tracing:
+        from observability.tracing import enable_tracing
+
+        enable_tracing(application)
+    return application

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import logging
 from collections.abc import Iterator
 
@@ -23,7 +24,7 @@ def plain_client(app) -> httpx.AsyncClient:
 
 async def test_livez_and_readyz_report_each_dependency(app) -> None:
     async with plain_client(app) as http:
-        assert (await http.get("/livez")).json() == {"status": "ok"}
+        assert (await http.get("/livez")).json() == {"status": "ok", "pid": os.getpid()}
         ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"mongodb": "ok", "sql": "ok", "redis": "ok"}
@@ -161,3 +162,47 @@ async def test_logs_are_json_with_request_ids_and_never_phi(
         name = f"{patient['givenName']} {patient['familyName']}".lower()
         for secret in (name, patient["contact"]["email"].lower(), patient["contact"]["phone"]):
             assert secret.lower() not in everything, secret
+
+
+async def test_tracing_is_off_by_default_and_spans_come_out_when_on(mongo_uri, tmp_path) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app import create_app
+    from observability.tracing import disable_tracing
+    from runtime.ops_settings import OpsSettings
+    from schema import schema
+    from tests.support import settings_for_test
+
+    settings = settings_for_test(mongo_uri, tmp_path)
+    assert settings.ops.tracing is False
+    create_app(settings)
+    assert not any("OpenTelemetry" in getattr(e, "__name__", "") for e in schema.extensions)
+
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = create_app(settings.with_overrides(ops=OpsSettings(tracing=True)))
+    try:
+        async with traced.router.lifespan_context(traced):
+            services = traced.state.services
+            token = await issue_token(services, Role.ADMIN)
+            async with http_client(traced, token) as client:
+                await client.data(
+                    "query Find($n: String!) { patients(name: $n) { totalCount } }",
+                    {"n": "Secretname"},
+                )
+            await services.mongo_client.drop_database(settings.mongodb_database)
+    finally:
+        disable_tracing()
+    spans = exporter.get_finished_spans()
+    names = {span.name for span in spans}
+    assert any("POST /graphql" in name for name in names), names
+    assert any("GraphQL" in name or "Find" in name for name in names), names
+    # Variables (patient data) never reach a span.
+    assert not any("Secretname" in str(dict(span.attributes or {})) for span in spans)
