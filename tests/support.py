@@ -103,7 +103,11 @@ async def issue_token(services, role, *, patient_id=None, doctor_id=None, mfa=Tr
         doctor_id=doctor_id,
     )
     return services.tokens.issue_access(
-        user_id=str(user["_id"]), role=role.value, version=user["tokenVersion"], mfa=mfa
+        user_id=str(user["_id"]),
+        role=role.value,
+        version=user["tokenVersion"],
+        mfa=mfa,
+        session="test-session",
     ).token
 
 

@@ -584,6 +584,7 @@ class World:
             role=role.value,
             version=user["tokenVersion"],
             mfa=caller is not ADMIN_BEFORE_MFA,
+            session="test-session",
         ).token
         return user, token
 
