@@ -4,8 +4,8 @@ revocation. Resolvers call this; it owns the order of the security-relevant step
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
