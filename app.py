@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -272,6 +273,19 @@ def _error_response(error: HttpError) -> Response:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
+async def _routing_error(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 (no such path) and 405 (method not routed) are plain text:
+    every answer of the API is JSON with a code, so clients switch on one shape."""
+    assert isinstance(error, StarletteHTTPException)
+    code = "NOT_FOUND" if error.status_code == 404 else "BAD_REQUEST"
+    message = {404: f"No such endpoint: {request.url.path}", 405: "Method not allowed"}.get(
+        error.status_code, error.detail
+    )
+    return _error_response(
+        HttpError(error.status_code, message, code=code, headers=dict(error.headers or {}))
+    )
+
+
 class MaskedCrashes:
     """An unexpected exception anywhere becomes a masked JSON 500 with a code, inside
     SecurityHeaders, so even a crash answers with the usual headers and no details."""
@@ -437,5 +451,6 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             Middleware(MaskedCrashes),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],
+        exception_handlers={StarletteHTTPException: _routing_error},
         lifespan=lifespan,
     )
