@@ -439,6 +439,8 @@ async def test_access_token_is_refused_as_a_refresh_token(anonymous, users):
     await make_account(users, EMAIL)
     session = await login_tokens(anonymous, EMAIL)
     await assert_refresh_dead(anonymous, session["accessToken"])
+    body = await anonymous.post(REFRESH, {"token": session["accessToken"]})
+    assert body["errors"][0]["message"] == "not a refresh token"
 
 
 async def test_logout_ends_every_session(app, anonymous, users):
