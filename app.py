@@ -35,7 +35,7 @@ from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
 from runtime.services import Services
-from schema import schema
+from schema import CareGraphSchema, build_schema
 from settings import Settings
 from web.graphiql import graphiql_routes, render_graphiql
 
@@ -43,7 +43,7 @@ log = logging.getLogger("caregraph")
 
 
 class CareGraphView(GraphQL):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schema: CareGraphSchema) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -386,7 +386,8 @@ class SecurityHeaders:
 
 def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) -> Starlette:
     settings = settings or Settings.from_env()
-    view = CareGraphView(settings)
+    schema = build_schema(settings)
+    view = CareGraphView(settings, schema)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -444,7 +445,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
-            *graphiql_routes(settings, schema_access=view.schema_access),
+            *graphiql_routes(settings, schema, schema_access=view.schema_access),
         ],
         middleware=[
             Middleware(SecurityHeaders),

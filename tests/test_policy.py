@@ -20,10 +20,11 @@ from graphql.pyutils import Undefined
 
 from auth.policy import PUBLIC, Anyone, field_readers, type_readers
 from auth.roles import Role
-from schema import schema
 from tests.conftest import http_client
 from tests.factories import ALL_WEEK, future_slot, iso
-from tests.support import issue_token
+from tests.support import default_schema, issue_token
+
+schema = default_schema()
 
 GRAPHQL = schema._schema
 OBJECT_TYPES = {
