@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from datasources.documents import Document, utcnow
 
@@ -53,23 +54,29 @@ class PendingRegistrations:
     ) -> Document:
         """Keep this sign-up as the address's only pending one; returns it."""
         now = utcnow()
-        pending = await self.collection.find_one_and_update(
-            {"email": email},
-            {
-                "$set": {
-                    "passwordHash": password_hash,
-                    "patient": patient,
-                    "codeHash": code_hash(code),
-                    "expiresAt": now + ttl,
-                    "updatedAt": now,
-                },
-                "$setOnInsert": {"createdAt": now},
+        update = {
+            "$set": {
+                "passwordHash": password_hash,
+                "patient": patient,
+                "codeHash": code_hash(code),
+                "expiresAt": now + ttl,
+                "updatedAt": now,
             },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert pending is not None  # upsert
-        return pending
+            "$setOnInsert": {"createdAt": now},
+        }
+        for attempt in range(2):
+            try:
+                pending = await self.collection.find_one_and_update(
+                    {"email": email}, update, upsert=True, return_document=ReturnDocument.AFTER
+                )
+                assert pending is not None  # upsert
+                return pending
+            except DuplicateKeyError:
+                # Two sign-ups for one address at once: both upserts inserted, one lost
+                # on the unique index. The document exists now: the retry updates it.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def claim(self, *, email: str, code: str, now: datetime) -> Document | None:
         """The pending sign-up for `email` if `code` is its code and has not expired,

@@ -4,6 +4,7 @@ finishes a sign-up goes to the address, never to the caller)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from datetime import timedelta
@@ -217,6 +218,15 @@ async def test_signing_up_again_replaces_the_pending_code(anonymous, client, ser
     await anonymous.data(VERIFY, {"email": "new@example.org", "code": second})
     await login_tokens(anonymous, "new@example.org", NEW_PASSWORD)
     assert (await user_emails(client)).count("new@example.org") == 1
+
+
+async def test_concurrent_sign_ups_of_one_address_keep_one_pending(anonymous, services):
+    bodies = await asyncio.gather(
+        *(anonymous.post(REGISTER, register_input("new@example.org", PASSWORD)) for _ in range(4))
+    )
+    assert all("errors" not in body for body in bodies), bodies
+    assert len({body["data"]["register"]["message"] for body in bodies}) == 1
+    assert await services.db["pending_registrations"].count_documents({}) == 1
 
 
 async def test_guessing_codes_is_throttled_like_login(anonymous, services, settings):
