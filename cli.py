@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "export-schema":
-        from schema import schema
+        from schema import build_schema
 
         with open(args.output, "w", encoding="utf-8") as output:
-            output.write(schema.as_str() + "\n")
+            output.write(build_schema(settings).as_str() + "\n")
     elif args.command == "build-manifest":
         return _build_manifest(args.output, settings)
     return 0
@@ -127,10 +127,10 @@ def _build_manifest(output_path: str, settings: Settings) -> int:
     import json
 
     from persisted.manifest import ManifestError, manifest_for
-    from schema import schema
+    from schema import build_schema
 
     try:
-        manifest = manifest_for(settings, schema._schema)
+        manifest = manifest_for(settings, build_schema(settings)._schema)
     except ManifestError as error:
         print(error, file=sys.stderr)
         return 1

@@ -145,11 +145,11 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "Patient": {
         **_fields(
             CLINICAL_READERS,
-            "id name givenName familyName birthDate age sex conditions allergies "
-            "prescriptions createdAt updatedAt",
+            "id name givenName familyName age ageInMonths sex conditions allergies prescriptions",
         ),
-        # Pharmacists check prescriptions: no contact details, visits or billing.
-        **_fields(CARE_TEAM, "contact appointments"),
+        # Pharmacists check prescriptions (minimum necessary): the age dosing needs, not the
+        # birth date nor record dates; no contact details, visits or billing.
+        **_fields(CARE_TEAM, "birthDate createdAt updatedAt contact appointments"),
         "bills": BILLING,
         "userId": ADMIN_ONLY,
     },

@@ -294,7 +294,11 @@ async def _create_user_with(app, services, client, anonymous, users, password):
 async def _change_password_to(app, services, client, anonymous, users, password):
     account = await make_account(users, EMAIL)
     token = services.tokens.issue_access(
-        user_id=str(account["_id"]), role=account["role"], version=1, mfa=True
+        user_id=str(account["_id"]),
+        role=account["role"],
+        version=1,
+        mfa=True,
+        session="test-session",
     ).token
     async with http_client(app, token) as signed_in:
         body = await signed_in.post(CHANGE_PASSWORD, {"current": PASSWORD, "new": password})
@@ -436,10 +440,32 @@ async def test_reusing_a_refresh_token_revokes_its_whole_family(app, anonymous, 
     await refresh(anonymous, other_session["refreshToken"])
 
 
+async def test_a_replayed_refresh_token_also_ends_its_sessions_access_tokens(app, anonymous, users):
+    """Reuse means the session is compromised: the access tokens it issued (the
+    owner's and the thief's) stop at once, not when they expire; other sessions live."""
+    await make_account(users, EMAIL)
+    other_session = await login_tokens(anonymous, EMAIL)
+    first = await login_tokens(anonymous, EMAIL)
+    second = await refresh(anonymous, first["refreshToken"])
+    await assert_token_works(app, second["accessToken"])
+
+    await assert_refresh_dead(anonymous, first["refreshToken"])  # replayed
+
+    await assert_token_dead(app, first["accessToken"])
+    await assert_token_dead(app, second["accessToken"])
+    await assert_token_works(app, other_session["accessToken"])
+    # A later replay of another of the family's tokens keeps the account usable.
+    await assert_refresh_dead(anonymous, second["refreshToken"])
+    fresh = await login_tokens(anonymous, EMAIL)
+    await assert_token_works(app, fresh["accessToken"])
+
+
 async def test_access_token_is_refused_as_a_refresh_token(anonymous, users):
     await make_account(users, EMAIL)
     session = await login_tokens(anonymous, EMAIL)
     await assert_refresh_dead(anonymous, session["accessToken"])
+    body = await anonymous.post(REFRESH, {"token": session["accessToken"]})
+    assert body["errors"][0]["message"] == "not a refresh token"
 
 
 async def test_logout_ends_every_session(app, anonymous, users):

@@ -151,7 +151,10 @@ RUNS_FULLY: dict[str, frozenset[Caller]] = {
 # accident: a pharmacist checks prescriptions against the chart's allergies and
 # conditions but sees no contact details and no visits (auth/policy.py, Patient).
 PARTIAL: dict[str, dict[Caller, frozenset[str]]] = {
-    "PatientChart": {PHARMACIST: frozenset({"patient.contact", "patient.appointments"})},
+    # Minimum necessary: pharmacists check with the age, not the birth date.
+    "PatientChart": {
+        PHARMACIST: frozenset({"patient.birthDate", "patient.contact", "patient.appointments"})
+    },
 }
 
 QUERIES = Path(__file__).resolve().parent.parent / "queries"
@@ -475,7 +478,7 @@ def test_a_narrowed_nested_field_shows_in_the_tables(monkeypatch):
     assert partial_runs(table, MEANT_FOR)["PatientChart"] == {
         "PATIENT": ["patient.contact"],
         "DOCTOR": ["patient.contact"],
-        "PHARMACIST": ["patient.appointments", "patient.contact"],
+        "PHARMACIST": ["patient.appointments", "patient.birthDate", "patient.contact"],
     }
     assert not policy_gaps(table, MEANT_FOR)  # ADMIN still runs it fully
 
@@ -489,7 +492,8 @@ def test_a_refused_non_null_field_empties_its_parent(monkeypatch):
         prefix.format("PATIENT") + "patient.name (Patient.name)",
         prefix.format("DOCTOR") + "patient.name (Patient.name)",
         prefix.format("PHARMACIST") + "patient.appointments (Patient.appointments), "
-        "patient.contact (Patient.contact), patient.name (Patient.name)",
+        "patient.birthDate (Patient.birthDate), patient.contact (Patient.contact), "
+        "patient.name (Patient.name)",
     ]
 
 
@@ -586,6 +590,7 @@ class World:
             role=role.value,
             version=user["tokenVersion"],
             mfa=caller is not ADMIN_BEFORE_MFA,
+            session="test-session",
         ).token
         return user, token
 
