@@ -51,11 +51,11 @@ from auth.policy import ALLOWED_BEFORE_MFA, Anyone, field_readers, type_readers
 from auth.roles import Role
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
-from schema import POLICED_TYPES, ROOT_TYPES, _graphql_name, schema
+from schema import POLICED_TYPES, ROOT_TYPES, _graphql_name
 from settings import PERSISTED_ONLY
 from tests.conftest import http_client
 from tests.factories import ALL_WEEK, future_slot, iso
-from tests.support import GraphQLClient, issue_token, settings_for_test
+from tests.support import GraphQLClient, default_schema, issue_token, settings_for_test
 
 PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN = (
     Role.PATIENT,
@@ -158,6 +158,7 @@ PARTIAL: dict[str, dict[Caller, frozenset[str]]] = {
 }
 
 QUERIES = Path(__file__).resolve().parent.parent / "queries"
+schema = default_schema()
 GRAPHQL = schema._schema
 ROOTS = {"query": GRAPHQL.query_type, "mutation": GRAPHQL.mutation_type}
 
