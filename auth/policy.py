@@ -66,7 +66,7 @@ ROW_SCOPES: dict[str, dict[Role, Scope]] = {
 }
 
 
-def _fields(roles, names: str) -> dict[str, object]:
+def _fields(roles: Roles | Anyone, names: str) -> dict[str, Roles | Anyone]:
     return dict.fromkeys(names.split(), roles)
 
 
