@@ -87,6 +87,8 @@ TYPE_READERS: dict[str, Roles | Anyone] = {
     "User": PUBLIC,
     "AuthPayload": PUBLIC,
     "MfaRequired": PUBLIC,
+    # The same neutral answer to every sign-up, taken address or not.
+    "RegistrationReceived": PUBLIC,
     "MfaEnrollment": AUTHENTICATED,
     "RecoveryCodes": AUTHENTICATED,
     # Reports: aggregates only, no patient identifiers; analysts see k-anonymised groups.
@@ -122,7 +124,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         "reportCacheStats": ADMIN_ONLY,
     },
     "Mutation": {
-        **_fields(PUBLIC, "register login refreshToken"),
+        **_fields(PUBLIC, "register verifyEmail login refreshToken"),
         **_fields(AUTHENTICATED, "logout changePassword enrollMfa confirmMfa"),
         **_fields(
             ADMIN_ONLY,
@@ -185,6 +187,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "User": _fields(PUBLIC, "id email role disabled mfaEnabled patientId doctorId createdAt"),
     "AuthPayload": _fields(PUBLIC, "accessToken refreshToken expiresIn user"),
     "MfaRequired": _fields(PUBLIC, "message"),
+    "RegistrationReceived": _fields(PUBLIC, "message"),
     "MfaEnrollment": _fields(AUTHENTICATED, "secret provisioningUri"),
     "RecoveryCodes": _fields(AUTHENTICATED, "codes"),
     "TopDoctorsReport": _fields(REPORT_READERS, "rows privacy"),
