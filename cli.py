@@ -35,7 +35,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         log_level="info",
         lifespan="on",
     )
-    _AnnouncingServer(config, settings).run()
+    try:
+        _AnnouncingServer(config, settings).run()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C after a clean shutdown (uvicorn re-raises it): as uvicorn.run does
 
 
 class _AnnouncingServer(uvicorn.Server):
