@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from schema import schema
+from schema import CareGraphSchema
 
 MISSING = (
     "CAREGRAPH_TRACING=true needs the tracing extra: pip install -e '.[tracing]' "
@@ -33,7 +33,8 @@ def _no_arguments(arguments: dict[str, Any], info: Any) -> dict[str, Any]:
     return {}
 
 
-def enable_tracing(app: Starlette) -> None:
+def enable_tracing(app: Starlette, schema: CareGraphSchema) -> None:
+    """Trace this app's requests and its schema's executions (this app only)."""
     try:
         from opentelemetry import trace
         from opentelemetry.instrumentation.starlette import StarletteInstrumentor
@@ -48,14 +49,5 @@ def enable_tracing(app: Starlette) -> None:
     def extension(**kwargs: Any) -> Any:
         return OpenTelemetryExtension(arg_filter=_no_arguments, **kwargs)
 
-    extension.__name__ = "CareGraphOpenTelemetry"
-    if not any(getattr(e, "__name__", "") == extension.__name__ for e in schema.extensions):
-        schema.extensions = (*schema.extensions, extension)
+    schema.extensions = (*schema.extensions, extension)
     StarletteInstrumentor.instrument_app(app)
-
-
-def disable_tracing() -> None:
-    """Undo the schema part (tests; a process normally keeps its setting)."""
-    schema.extensions = tuple(
-        e for e in schema.extensions if getattr(e, "__name__", "") != "CareGraphOpenTelemetry"
-    )

@@ -171,15 +171,8 @@ async def test_tracing_is_off_by_default_and_spans_come_out_when_on(mongo_uri, t
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from app import create_app
-    from observability.tracing import disable_tracing
     from runtime.ops_settings import OpsSettings
-    from schema import schema
     from tests.support import settings_for_test
-
-    settings = settings_for_test(mongo_uri, tmp_path)
-    assert settings.ops.tracing is False
-    create_app(settings)
-    assert not any("OpenTelemetry" in getattr(e, "__name__", "") for e in schema.extensions)
 
     exporter = InMemorySpanExporter()
     provider = trace.get_tracer_provider()
@@ -187,19 +180,22 @@ async def test_tracing_is_off_by_default_and_spans_come_out_when_on(mongo_uri, t
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    traced = create_app(settings.with_overrides(ops=OpsSettings(tracing=True)))
-    try:
-        async with traced.router.lifespan_context(traced):
-            services = traced.state.services
+    query = "query Find($n: String!) { patients(name: $n) { totalCount } }"
+
+    async def one_request(settings) -> None:
+        application = create_app(settings)
+        async with application.router.lifespan_context(application):
+            services = application.state.services
             token = await issue_token(services, Role.ADMIN)
-            async with http_client(traced, token) as client:
-                await client.data(
-                    "query Find($n: String!) { patients(name: $n) { totalCount } }",
-                    {"n": "Secretname"},
-                )
+            async with http_client(application, token) as client:
+                await client.data(query, {"n": "Secretname"})
             await services.mongo_client.drop_database(settings.mongodb_database)
-    finally:
-        disable_tracing()
+
+    settings = settings_for_test(mongo_uri, tmp_path)
+    assert settings.ops.tracing is False
+    await one_request(settings)
+    assert exporter.get_finished_spans() == ()  # off by default: nothing traced
+    await one_request(settings.with_overrides(ops=OpsSettings(tracing=True)))
     spans = exporter.get_finished_spans()
     names = {span.name for span in spans}
     assert any("POST /graphql" in name for name in names), names
