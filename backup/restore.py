@@ -18,7 +18,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pymongo
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -95,11 +94,11 @@ async def restore_backup(
     if occupied:
         await _empty(db, engine)
     await _prepare_sql(engine, manifest.get("sqlMigrationRevision"))
-    with pymongo.timeout(None):  # a long job: no per-request timeout
-        await _write(path, key, db, engine)
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, "head")
-        await check_target(manifest, db, engine)
+    # `caregraph backup restore` runs on a client without the request timeout.
+    await _write(path, key, db, engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade, "head")
+    await check_target(manifest, db, engine)
     return manifest
 
 
