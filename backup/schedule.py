@@ -29,6 +29,7 @@ from backup.archive import ArchiveInvalid
 from backup.cli import SUFFIX, backup_dir
 from backup.create import create_backup
 from backup.keys import backup_key
+from backup.stores import backup_client, services_uri
 from backup.verify import verify_archive
 from observability import metrics
 
@@ -108,10 +109,15 @@ class BackupScheduler:
             key = backup_key(self.settings)
             self.folder.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                await create_backup(self.services.db, self.services.engine, file, key)
-                file.flush()
-                os.fsync(file.fileno())
+            client = backup_client(services_uri(self.services))
+            try:
+                with os.fdopen(descriptor, "wb") as file:
+                    db = client[self.settings.mongodb_database]
+                    await create_backup(db, self.services.engine, file, key)
+                    file.flush()
+                    os.fsync(file.fileno())
+            finally:
+                await client.close()
             partial.replace(out)
             await asyncio.to_thread(verify_archive, out, key)
         except Exception as error:  # noqa: BLE001 - any failure is an alarm

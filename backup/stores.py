@@ -54,7 +54,7 @@ async def backup_stores(
         else:
             embedded = EmbeddedMongo(Path(settings.data_dir) / "mongodb")
             uri = embedded.start()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(uri, tz_aware=True)
+    client = backup_client(uri)
     engine = create_engine(settings.sqlalchemy_url)
     try:
         yield client[settings.mongodb_database], engine
@@ -63,3 +63,17 @@ async def backup_stores(
         await client.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+def backup_client(uri: str) -> AsyncMongoClient[Any]:
+    """A client for long jobs: no timeoutMS (it would bound each cursor's whole life)."""
+    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+
+
+def services_uri(services: Any) -> str:
+    """The MongoDB address a running app uses (configured, or its embedded server)."""
+    uri = services.settings.mongodb_uri or (
+        services.embedded_mongo.uri if services.embedded_mongo is not None else None
+    )
+    assert uri is not None, "the app is connected to some MongoDB"
+    return str(uri)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backup.create import create_backup
+from backup.stores import backup_client, services_uri
 from backup.verify import verify_archive
 from benchmarks.harness import embedded_app, load_text, run_benchmark
 from demo.generator import load_demo_data
@@ -52,8 +53,11 @@ async def measure(size: str) -> Run:
         try:
             tracemalloc.reset_peak()
             started = time.perf_counter()
+            client = backup_client(services_uri(services))
             with open(archive, "wb") as out:  # noqa: ASYNC230 - what is being measured
-                manifest = await create_backup(services.db, services.engine, out, KEY)
+                db = client[services.settings.mongodb_database]
+                manifest = await create_backup(db, services.engine, out, KEY)
+            await client.close()
             create_s = time.perf_counter() - started
             create_peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.reset_peak()

@@ -2,7 +2,7 @@
 
 The parent process owns what must exist once: on embedded defaults it starts (and
 supervises) the embedded MongoDB and, since the in-process Redis stand-in cannot be
-shared, a `redis-server` child (or refuses to start without one); it loads the demo
+shared, a `redis-server` child (or refuses to start without one); it migrates SQL and loads the demo
 data once; then uvicorn forks the workers, which find everything through MONGODB_URI
 and REDIS_URL like any production instance.
 """
@@ -36,17 +36,22 @@ def app_from_env() -> Starlette:
     return create_app(Settings.from_env())
 
 
-async def _load_demo_data_once(settings: Settings) -> None:
+async def _prepare_once(settings: Settings) -> None:
+    """What N workers starting at once would race on: SQL migrations (SQLite has no
+    advisory lock), MongoDB indexes, and the demo data."""
     from demo.accounts import describe_demo_logins
     from demo.generator import load_demo_data_if_empty
     from runtime.services import Services
 
-    services = await Services.open(settings)
+    services = await Services.open(settings)  # migrates and ensures indexes
     try:
-        await load_demo_data_if_empty(services, seed=settings.demo_seed, size=settings.demo_size)
+        if settings.demo_data:
+            await load_demo_data_if_empty(
+                services, seed=settings.demo_seed, size=settings.demo_size
+            )
     finally:
         await services.close()
-    logins = describe_demo_logins(settings.data_dir)
+    logins = describe_demo_logins(settings.data_dir) if settings.demo_data else None
     if logins:
         print(logins, flush=True)
 
@@ -75,8 +80,7 @@ def serve_workers(settings: Settings, workers: int) -> int:
             assert embedded.uri is not None
             settings = replace(settings, mongodb_uri=embedded.uri)
             (data_dir / "mongodb.uri").write_text(embedded.uri)
-        if settings.demo_data:
-            asyncio.run(_load_demo_data_once(settings))
+        asyncio.run(_prepare_once(settings))
         os.environ.update(
             {
                 "MONGODB_URI": settings.mongodb_uri or "",
