@@ -2,8 +2,8 @@
 
 The parent process owns what must exist once: on embedded defaults it starts (and
 supervises) the embedded MongoDB and, since the in-process Redis stand-in cannot be
-shared, a `redis-server` child (or refuses to start without one); it migrates SQL and loads the demo
-data once; then uvicorn forks the workers, which find everything through MONGODB_URI
+shared, a `redis-server` child (or refuses to start without one); it migrates SQL and
+loads the demo data once; then uvicorn forks the workers, which find everything through MONGODB_URI
 and REDIS_URL like any production instance.
 """
 
