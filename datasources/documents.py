@@ -209,6 +209,21 @@ class DocumentStore:
             for parent_id in parent_ids
         }
 
+    async def counts_by_parent(
+        self, *, parent_field: str, parent_ids: Sequence[ObjectId], filter: Document
+    ) -> dict[Hashable, int]:
+        """How many children match `filter` for each parent, in one grouped count (a
+        nested list's totalCount): the same one round trip for 1 or 500 parents."""
+        match = await self._scoped(merge(filter, {parent_field: {"$in": list(set(parent_ids))}}))
+        served, rest = split_for_planner(match, keep=parent_field)
+        pipeline: list[Document] = [{"$match": served}]
+        if rest:
+            pipeline.append({"$match": rest})
+        pipeline.append({"$group": {"_id": f"${parent_field}", "n": {"$sum": 1}}})
+        cursor = await self.collection.aggregate(pipeline, batchSize=len(parent_ids) + 1)
+        counted = {group["_id"]: group["n"] for group in await cursor.to_list()}
+        return {parent_id: int(counted.get(parent_id, 0)) for parent_id in parent_ids}
+
     async def count(self, *, filter: Document) -> int:
         return await self.collection.count_documents(await self._scoped(filter))
 

@@ -98,11 +98,9 @@ async def resolve_patient_bills(
 ) -> Connection[bill_types.Bill]:
     request = page_request(info, first, after)
     page = await info.context.loaders.bills_by_patient.load((str(root.object_id), request, ()))
-    billing = info.context.sources.billing
+    counts = info.context.loaders.bill_counts_by_patient
     return connection(
-        page,
-        bill_types.Bill.from_row,
-        counter=lambda: billing.count(patient_id=str(root.object_id)),
+        page, bill_types.Bill.from_row, counter=lambda: counts.load((str(root.object_id), ()))
     )
 
 

@@ -5,7 +5,10 @@ all three, so an alias or a nested list hidden in a fragment counts like any oth
 Cost estimates how many fields the server would resolve: the lists in a page holder (a
 connection's `nodes` and `edges`, a report's `rows`) count its page size (`first` or
 `limit`, else the default) times, any other list of objects the default page size
-times; the holder's own fields (pageInfo, totalCount) once.
+times; the holder's own fields (pageInfo) once, except `totalCount`, which counts
+COUNT_WEIGHT times: it is a database count over every match, not a field of a row
+already fetched (a nested one is one grouped count per level, but its work still grows
+with the parents and their children).
 Introspection (`__schema`, `__type`) counts as one field and is not walked: its size
 is bounded by the schema, its nesting by graphql-core's MaxIntrospectionDepthRule, and
 production turns it off.
@@ -40,6 +43,9 @@ PAGE_ARGUMENTS = ("first", "limit")
 # integer over 64 bits in the error's `measured` made orjson fail the response: a 500.
 # 2^53 - 1 is also the largest integer every JSON client reads exactly.
 COST_CEILING = 2**53 - 1
+# What a connection's totalCount costs, in fields: roughly the work of resolving ten
+# fields of rows already fetched, for the index entries a count reads.
+COUNT_WEIGHT = 10
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,8 @@ class _Walk:
         result.depth = max(result.depth, depth)
         # At least 1, even under `first: 0`: each field walked adds to the cost, so the
         # walk stops within max_cost fields.
-        result.cost = min(result.cost + max(multiplier, 1), COST_CEILING)
+        weight = COUNT_WEIGHT if name == "totalCount" and _is_connection(parent) else 1
+        result.cost = min(result.cost + max(multiplier, 1) * weight, COST_CEILING)
         if name.startswith("__") or field.selection_set is None:
             return
         definition = _field_definition(parent, name)
@@ -228,6 +235,10 @@ def _field_definition(parent: Any, name: str) -> Any:
     """The field on an object or interface type (a union has no fields of its own)."""
     fields = getattr(parent, "fields", None)
     return fields.get(name) if fields else None
+
+
+def _is_connection(parent: Any) -> bool:
+    return str(getattr(parent, "name", "")).endswith("Connection")
 
 
 def _is_list(field_type: Any) -> bool:
