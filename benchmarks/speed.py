@@ -40,7 +40,6 @@ from typing import Any
 
 import httpx
 import orjson
-from bson import ObjectId
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -297,7 +296,8 @@ async def main(size: str, seconds: float, peers: bool) -> int:
                 )
 
             print(
-                f"\n2. throughput, {CONCURRENCY} concurrent clients, {seconds:g} s each ({load_text()})"
+                f"\n2. throughput, {CONCURRENCY} concurrent clients, {seconds:g} s each "
+                f"({load_text()})"
             )
             me_rate = await measure_throughput(
                 me,
@@ -320,8 +320,9 @@ async def main(size: str, seconds: float, peers: bool) -> int:
                 database = rate.database_cpu_ms
                 database_text = f"{database:5.1f}" if database is not None else "n/a"
                 print(
-                    f"   {label:<14} {rate.per_second:7.1f} req/s, median {rate.median_ms:7.1f} ms, "
-                    f"app CPU {rate.app_cpu_ms:5.1f} ms/req, database CPU {database_text} ms/req"
+                    f"   {label:<14} {rate.per_second:7.1f} req/s, "
+                    f"median {rate.median_ms:7.1f} ms, app CPU {rate.app_cpu_ms:5.1f} ms/req, "
+                    f"database CPU {database_text} ms/req"
                 )
             print(
                 f"   README/me throughput = 1/{1 / share:.1f} "
@@ -336,12 +337,15 @@ async def main(size: str, seconds: float, peers: bool) -> int:
                 f"   hand-written Starlette: {raw_latency.cpu_ms:5.2f} ms CPU, p50 "
                 f"{raw_latency.p50_ms:6.1f} ms\n   CareGraph GraphQL:      "
                 f"{graphql_latency.cpu_ms:5.2f} ms CPU, p50 {graphql_latency.p50_ms:6.1f} ms\n"
-                f"   ratio {cpu_ratio:.2f}x (target {CPU_TARGET:g}x: {verdict(cpu_ratio <= CPU_TARGET)})"
+                f"   ratio {cpu_ratio:.2f}x "
+                f"(target {CPU_TARGET:g}x: {verdict(cpu_ratio <= CPU_TARGET)})"
             )
             if peers:
                 from benchmarks.peers import compare_peers
 
-                await compare_peers(bench.services, bench.app, bench.admin_token, seconds)
+                await compare_peers(
+                    bench.services, bench.app, bench.admin_token, seconds, bench.mongo_pid
+                )
     return 0
 
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import bson
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -225,7 +226,13 @@ class DocumentStore:
         return {parent_id: int(counted.get(parent_id, 0)) for parent_id in parent_ids}
 
     async def count(self, *, filter: Document) -> int:
-        return await self.collection.count_documents(await self._scoped(filter))
+        query = await self._scoped(filter)
+        cache = self.scope.cache
+        if cache is None:
+            return await self.collection.count_documents(query)
+        # Keyed by the exact filter sent, scope included (BSON keeps types and order).
+        key = ("count", self.collection_name, bson.encode(query))
+        return await cache.get_or_compute(key, lambda: self.collection.count_documents(query))
 
     async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
         now = utcnow()

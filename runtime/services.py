@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 from pymongo import AsyncMongoClient
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
 from datasources.cache import create_redis
+from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
 from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
@@ -41,6 +42,11 @@ class Services:
     reports: ReportStore
     report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
+    # Counts and related-patient sets, valid for one write generation (process-wide).
+    derived_cache: GenerationCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.derived_cache = GenerationCache(self.report_cache)
 
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
@@ -72,6 +78,7 @@ class Services:
             self.engine,
             scope or AccessScope.system(),
             on_change=self.report_cache.invalidate,
+            cache=self.derived_cache,
         )
 
     async def close(self) -> None:
