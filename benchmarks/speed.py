@@ -55,7 +55,6 @@ from benchmarks.harness import (
     percentile,
     run_benchmark,
 )
-from datasources import DataSources
 from datasources.pagination import PageRequest
 from datasources.scope import AccessScope
 from datasources.users import UserStore
@@ -209,7 +208,7 @@ def build_raw_app(services: Services) -> Starlette:
 
 
 async def readme_payload(services: Services, principal: Principal, n: int) -> dict[str, Any]:
-    sources = DataSources.build(services.db, services.engine, AccessScope(principal, services.db))
+    sources = services.data_sources(AccessScope(principal, services.db))
     store = sources.appointments
     request = PageRequest(first=n)
     page, total = await asyncio.gather(

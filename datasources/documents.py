@@ -25,6 +25,7 @@ from datasources.pagination import (
     build_page,
     sort_key,
 )
+from datasources.windows import KeyStatistics, key_statistics, windowable, windowed_rows
 from errors import NotFound
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class DocumentStore:
     default_sort: Sequence[tuple[str, int]] = (("_id", 1),)
     # The Python type of each sort key, so a cursor can be checked before it is used.
     sort_types: Sequence[type] = (ObjectId,)
+    # Pages are read in windows of the first sort key (a datetime): datasources/windows.py.
+    windowed: bool = False
 
     def __init__(
         self, db: AsyncDatabase, scope: AccessScope, on_change: ChangeHook | None = None
@@ -137,22 +140,58 @@ class DocumentStore:
 
     async def page(self, *, filter: Document, request: PageRequest) -> Page[Document]:
         sort = list(self.default_sort)
-        if not request.after:
-            rows = await self._find_sorted(await self._scoped(filter), request.first + 1)
-            return self._page(rows, request)
-        bound, is_after = after_bound(
-            request.after, sort, list_name=self.collection_name, types=self.sort_types
-        )
-        query = await self._scoped(merge(filter, bound))
+        is_after: Callable[[Document], bool] = _anything
+        if request.after:
+            bound, is_after = after_bound(
+                request.after, sort, list_name=self.collection_name, types=self.sort_types
+            )
+            filter = merge(filter, bound)
+        query = await self._scoped(filter)
+        # Where the page starts on the first sort key: the cursor, or the filter's own
+        # bound in that direction (startsFrom), whichever is tighter (merged above).
+        first_key, direction = sort[0]
+        bounds = query.get(first_key)
+        start = None
+        if isinstance(bounds, dict):
+            start = bounds.get("$gte", bounds.get("$gt")) if direction == 1 else None
+            start = start if direction == 1 else bounds.get("$lte", bounds.get("$lt"))
+        wanted = request.first + 1
         # The bound includes rows tied with the cursor on the first sort key; ask for a
-        # few more and drop those. Rarely, more ties than that: ask again for more.
-        limit = request.first + 1 + _TIE_ALLOWANCE
+        # few more and drop those.
+        limit = wanted + (_TIE_ALLOWANCE if request.after else 0)
+        statistics = await self._key_statistics(query)
+        if statistics is not None:
+            rows = await windowed_rows(
+                self._find_sorted,
+                query,
+                key=first_key,
+                ascending=direction == 1,
+                start=start,
+                statistics=statistics,
+                wanted=wanted,
+                limit=limit,
+                keep=is_after,
+            )
+            return self._page(rows, request)
         while True:
             fetched = await self._find_sorted(query, limit)
             rows = [row for row in fetched if is_after(row)]
-            if len(rows) > request.first or len(fetched) < limit:
-                return self._page(rows[: request.first + 1], request)
-            limit *= 4
+            if len(rows) >= wanted or len(fetched) < limit:
+                return self._page(rows[:wanted], request)
+            limit *= 4  # rarely, more ties than allowed for: ask again for more
+
+    async def _key_statistics(self, query: Document) -> KeyStatistics | None:
+        """The statistics that size windows (datasources/windows.py), for stores whose
+        first sort key is a datetime, when a cache keeps them between writes."""
+        key = self.default_sort[0][0]
+        cache = self.scope.cache
+        if not self.windowed or cache is None or not windowable(query, key):
+            return None
+        unbounded = {field: c for field, c in query.items() if field != key}
+        cache_key = ("key statistics", self.collection_name, bson.encode(unbounded))
+        return await cache.get_or_compute(
+            cache_key, lambda: key_statistics(self.collection, unbounded, key)
+        )
 
     async def _find_sorted(self, query: Document, limit: int) -> list[Document]:
         sort = list(self.default_sort)

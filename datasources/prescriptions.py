@@ -17,6 +17,7 @@ class PrescriptionStore(DocumentStore):
     entity = "Prescription"
     default_sort = (("startDate", -1), ("_id", -1))
     sort_types = (datetime, ObjectId)
+    windowed = True
 
     @staticmethod
     def search_filter(**criteria) -> Document:
