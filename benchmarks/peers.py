@@ -1,140 +1,137 @@
-"""Peers: the same slice of schema served by another Python GraphQL stack.
+"""Peers: the same slice of schema served by other Python GraphQL stacks, in one run.
 
 The slice is the reference query's: appointments with patient, doctor and bill (and
-totalCount), resolved through CareGraph's own datasources and per-request dataloaders
-(datasources/), authenticated the same way (auth/authenticate.py), so what differs is the
-GraphQL layer. Measured in the same run as CareGraph, in-process over ASGI, with
-benchmarks/speed.py's load (16 concurrent clients).
+totalCount). Ariadne and Graphene 3 resolve it through CareGraph's own datasources and
+per-request dataloaders and authenticate as auth/authenticate.py does, so what differs
+is the GraphQL layer. Each stack is a uvicorn process of its own on loopback
+(benchmarks/peer_server.py), started one at a time on the same embedded MongoDB and
+SQLite file, and loaded by 16 concurrent clients from the benchmark process.
 
-- Ariadne (schema-first, graphql-core): installed by `pip install -e .[bench]`.
-- Graphene 3 is not measured in this environment: graphene 3.4.3 (the newest release)
-  requires graphql-core < 3.3 and the app's strawberry-graphql requires >= 3.3, so the
-  two cannot share one interpreter; a fair run needs a separate environment serving
-  the same datasources over loopback (left for later, see the closing note).
+- Ariadne: `pip install -e .[bench]`.
+- Graphene 3 needs an interpreter of its own: graphene 3.4.3 (the newest release)
+  requires graphql-core < 3.3 and strawberry-graphql requires >= 3.3. Make one with
+  `python -m venv V && V/bin/pip install graphene starlette uvicorn` plus the app's
+  other dependencies (pyproject.toml, all but strawberry-graphql), and pass
+  `--graphene-python V/bin/python`; without it Graphene is reported as not measured.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+from time import perf_counter
 
-from auth.authenticate import authenticate
+import httpx
+
 from benchmarks.harness import BenchmarkError, load_text, measure_throughput
-from datasources.loaders import Loaders
-from datasources.pagination import PageRequest
-from datasources.scope import AccessScope
-from datasources.users import UserStore
 from runtime.services import Services
-from schema.money import from_cents
 
 SLICE_QUERY = """query Slice($n: Int!) { appointments(first: $n) { totalCount
   nodes { start patient { name } doctor { name } bill { totalCost } } } }"""
 SLICE_PAGE_SIZE = 20
 CONCURRENCY = 16
 MAX_REQUESTS = 5_000
+START_TIMEOUT_S = 90.0
 TARGET = 1.5
-
-SLICE_SDL = """
-type Query { appointments(first: Int!): AppointmentConnection }
-type AppointmentConnection { totalCount: Int! nodes: [Appointment!]! }
-type Appointment { start: String! patient: Person doctor: Person bill: Bill }
-type Person { name: String! }
-type Bill { totalCost: String! }
-"""
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def _name(document: dict[str, Any]) -> str:
-    return f"{document['givenName']} {document['familyName']}"
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def build_ariadne_app(services: Services) -> Any:
-    from ariadne import ObjectType, QueryType, make_executable_schema
-    from ariadne.asgi import GraphQL
-
-    users = UserStore(services.db, AccessScope.system())
-    query, appointment = QueryType(), ObjectType("Appointment")
-    person, bill = ObjectType("Person"), ObjectType("Bill")
-
-    async def context(request: Any, _data: Any) -> dict[str, Any]:
-        principal, _ = await authenticate(
-            request.headers.get("authorization"), tokens=services.tokens, users=users
-        )
-        if principal is None:
-            raise BenchmarkError("the peer refused the token")
-        sources = services.data_sources(AccessScope(principal, services.db))
-        return {"sources": sources, "loaders": Loaders(sources)}
-
-    @query.field("appointments")
-    async def resolve_appointments(_: Any, info: Any, first: int) -> dict[str, Any]:
-        store = info.context["sources"].appointments
-        page = await store.search(request=PageRequest(first=first))
-        return {"nodes": page.items, "count": lambda: store.count(filter={})}
-
-    connection = ObjectType("AppointmentConnection")
-
-    @connection.field("totalCount")
-    async def resolve_total_count(parent: dict[str, Any], _info: Any) -> int:
-        return int(await parent["count"]())
-
-    @appointment.field("start")
-    def resolve_start(document: dict[str, Any], _info: Any) -> str:
-        return document["start"].isoformat()
-
-    @appointment.field("patient")
-    async def resolve_patient(document: dict[str, Any], info: Any) -> Any:
-        return await info.context["loaders"].patient_by_id.load(document["patientId"])
-
-    @appointment.field("doctor")
-    async def resolve_doctor(document: dict[str, Any], info: Any) -> Any:
-        return await info.context["loaders"].doctor_by_id.load(document["doctorId"])
-
-    @appointment.field("bill")
-    async def resolve_bill(document: dict[str, Any], info: Any) -> Any:
-        return await info.context["loaders"].bill_by_appointment_id.load(str(document["_id"]))
-
-    @person.field("name")
-    def resolve_name(document: dict[str, Any], _info: Any) -> str:
-        return _name(document)
-
-    @bill.field("totalCost")
-    def resolve_total_cost(row: dict[str, Any], _info: Any) -> str:
-        return str(from_cents(row["total_cost_cents"]))
-
-    schema = make_executable_schema(SLICE_SDL, query, connection, appointment, person, bill)
-    return GraphQL(schema, context_value=context)
+async def _wait_until_serving(port: int, process: asyncio.subprocess.Process) -> None:
+    deadline = perf_counter() + START_TIMEOUT_S
+    while perf_counter() < deadline:
+        if process.returncode is not None:
+            raise BenchmarkError(f"peer server exited with {process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise BenchmarkError("peer server did not start in time")
 
 
-async def compare_peers(
-    services: Services, app: Any, token: str, seconds: float, mongo_pid: int
+async def _measure(
+    stack: str, python: str, services: Services, token: str, seconds: float, mongo_pid: int
 ) -> float:
-    """CareGraph's throughput on the slice over the fastest peer's (printed)."""
-    from benchmarks.speed import client, graphql_sender
+    settings = services.settings
+    port = _free_port()
+    command = [
+        python, "-m", "benchmarks.peer_server", "--stack", stack, "--port", str(port),
+        "--data-dir", str(settings.data_dir), "--mongodb-uri", str(settings.mongodb_uri),
+        "--database", settings.mongodb_database, "--billing-url", str(settings.database_url),
+    ]  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    process = await asyncio.create_subprocess_exec(*command, cwd=REPOSITORY, env=environment)
+    try:
+        await _wait_until_serving(port, process)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+            trust_env=False,
+            timeout=60.0,
+            limits=httpx.Limits(max_connections=CONCURRENCY),
+        ) as http:
+            body = {"query": SLICE_QUERY, "variables": {"n": SLICE_PAGE_SIZE}}
 
-    variables = {"n": SLICE_PAGE_SIZE}
-    peers = {"Ariadne": build_ariadne_app(services)}
-    rates: dict[str, float] = {}
-    print(f"\n4. peers: the same schema slice, N={SLICE_PAGE_SIZE}, {CONCURRENCY} clients")
-    for label, asgi in (("CareGraph", app), *peers.items()):
-        http = client(asgi, token)
-        async with http:
-            send = graphql_sender(http, SLICE_QUERY, variables, path=_path(label))
-            body = await send()
-            if b'"totalCost"' not in body:
-                raise BenchmarkError(f"{label} answered without bills: {body[:300]!r}")
+            async def send() -> bytes:
+                response = await http.post("/graphql", json=body)
+                if response.status_code != 200 or b'"errors"' in response.content:
+                    raise BenchmarkError(f"{stack}: {response.text[:300]}")
+                if b'"totalCost"' not in response.content:
+                    raise BenchmarkError(f"{stack} answered without bills")
+                return response.content
+
             rate = await measure_throughput(
                 send, seconds, mongo_pid, concurrency=CONCURRENCY, max_requests=MAX_REQUESTS
             )
-        rates[label] = rate.per_second
-        print(
-            f"   {label:<10} {rate.per_second:7.1f} req/s, median {rate.median_ms:7.1f} ms, "
-            f"app CPU {rate.app_cpu_ms:5.1f} ms/req ({load_text()})"
-        )
-    fastest = max(rates[label] for label in peers)
-    ratio = rates["CareGraph"] / fastest
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+    print(
+        f"   {stack:<10} {rate.per_second:7.1f} req/s, median {rate.median_ms:7.1f} ms "
+        f"({load_text()})"
+    )
+    return rate.per_second
+
+
+async def compare_peers(
+    services: Services,
+    token: str,
+    seconds: float,
+    mongo_pid: int,
+    graphene_python: str | None,
+) -> float | None:
+    """CareGraph's throughput on the slice over the fastest peer's (printed)."""
+    print(
+        f"\n4. peers: the same schema slice, N={SLICE_PAGE_SIZE}, {CONCURRENCY} clients, "
+        "each stack its own uvicorn process on loopback"
+    )
+    stacks = [("caregraph", sys.executable), ("ariadne", sys.executable)]
+    if graphene_python:
+        stacks.append(("graphene", graphene_python))
+    rates = {
+        stack: await _measure(stack, python, services, token, seconds, mongo_pid)
+        for stack, python in stacks
+    }
+    if not graphene_python:
+        print("   graphene   not measured: pass --graphene-python (see benchmarks/peers.py)")
+    peers = {stack: rate for stack, rate in rates.items() if stack != "caregraph"}
+    fastest = max(peers, key=lambda stack: peers[stack])
+    ratio = rates["caregraph"] / peers[fastest]
     verdict = "meets target" if ratio >= TARGET else "MISSES target"
-    print(f"   CareGraph / fastest peer = {ratio:.2f}x (target {TARGET:g}x: {verdict})")
-    print("   Graphene 3: not measured (graphql-core conflict with strawberry; see peers.py)")
+    print(f"   CareGraph / {fastest} = {ratio:.2f}x (target {TARGET:g}x: {verdict})")
     return ratio
-
-
-def _path(label: str) -> str:
-    return "/graphql" if label == "CareGraph" else "/"
