@@ -69,8 +69,17 @@ class Services:
             raise
         tokens = TokenService(settings, load_signing_key(settings))
         redis_client = create_redis(settings.redis_url)
-        return cls(settings, client, db, engine, redis_client, tokens, ReportStore(db, engine),
-                   ReportCache(redis_client, settings.report_cache_ttl_s), embedded)
+        return cls(
+            settings,
+            client,
+            db,
+            engine,
+            redis_client,
+            tokens,
+            ReportStore(db, engine),
+            ReportCache(redis_client, settings.report_cache_ttl_s),
+            embedded,
+        )
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
         return DataSources.build(

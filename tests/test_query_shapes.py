@@ -50,8 +50,7 @@ from app import create_app
 from auth.roles import Role
 from demo.generator import load_demo_data
 from runtime.services import Services
-from schema import schema as caregraph_schema
-from tests.support import issue_token, settings_for_test
+from tests.support import default_schema, issue_token, settings_for_test
 
 LISTED_COMMANDS = {"find", "aggregate", "distinct"}
 
@@ -149,7 +148,7 @@ def _connection_node(field: GraphQLField) -> GraphQLObjectType:
 def operations(samples: Samples) -> Iterator[str]:
     """First pages of every list and filter combination; nested lists under the first
     parents of each top-level list."""
-    query = caregraph_schema._schema.query_type
+    query = default_schema()._schema.query_type
     for name, list_field in query.fields.items():
         if not _is_connection(list_field):
             continue
