@@ -198,11 +198,12 @@ class CareGraphView(GraphQL):
         principal, auth_error = await authenticate(
             request.headers.get("authorization"), tokens=services.tokens, users=users
         )
+        scope = AccessScope(principal, services.db)
         context = Context(
             request=request,
             response=response,
             settings=self.settings,
-            sources=services.data_sources(AccessScope(principal, services.db)),
+            sources=services.data_sources(scope),
             redis=services.redis,
             sessions=SessionService(
                 users=users,
@@ -220,6 +221,8 @@ class CareGraphView(GraphQL):
             system_sources=services.data_sources(),
             reports=services.reports,
             report_cache=services.report_cache,
+            knowledge=services.knowledge,
+            safety=services.safety(scope),
         )
         # process_result sees the request, not the context: share the outcomes list.
         request.state.report_outcomes = context.report_outcomes

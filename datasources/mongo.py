@@ -71,7 +71,18 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING)], name="status"),
         # Reports select prescriptions by when they started.
         IndexModel([("startDate", ASCENDING)], name="start_date"),
+        # The pharmacist's queue (datasources/verification.py): pending, worst alert first.
+        IndexModel(
+            [
+                ("verification.status", ASCENDING),
+                ("safety.rank", DESCENDING),
+                ("createdAt", ASCENDING),
+                ("_id", ASCENDING),
+            ],
+            name="pharmacy_queue",
+        ),
     ],
+    "cds_feedback": [IndexModel([("serviceId", ASCENDING), ("at", DESCENDING)], name="service")],
 }
 
 

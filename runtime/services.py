@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 from pymongo import AsyncMongoClient
@@ -23,7 +23,9 @@ from datasources.mongo import create_client, ensure_indexes
 from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
 from datasources.scope import AccessScope
+from datasources.safety import CheckCounters, SafetyService
 from datasources.sql import create_engine, migrate
+from knowledge import KnowledgeBase, load_knowledge, load_shipped
 from runtime.embedded_mongo import EmbeddedMongo
 from settings import Settings
 
@@ -41,9 +43,16 @@ class Services:
     reports: ReportStore
     report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
+    knowledge: KnowledgeBase = field(default_factory=load_shipped)
+    safety_counters: CheckCounters = field(default_factory=CheckCounters)
 
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
+        # First: a broken knowledge file stops the start, naming the file, before any
+        # server is started.
+        knowledge = (
+            load_knowledge(settings.knowledge_dir) if settings.knowledge_dir else load_shipped()
+        )
         embedded = None
         uri = settings.mongodb_uri
         if uri is None:
@@ -63,8 +72,18 @@ class Services:
             raise
         tokens = TokenService(settings, load_signing_key(settings))
         redis_client = create_redis(settings.redis_url)
-        return cls(settings, client, db, engine, redis_client, tokens, ReportStore(db, engine),
-                   ReportCache(redis_client, settings.report_cache_ttl_s), embedded)
+        return cls(
+            settings,
+            client,
+            db,
+            engine,
+            redis_client,
+            tokens,
+            ReportStore(db, engine),
+            ReportCache(redis_client, settings.report_cache_ttl_s),
+            embedded,
+            knowledge=knowledge,
+        )
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
         return DataSources.build(
@@ -72,6 +91,12 @@ class Services:
             self.engine,
             scope or AccessScope.system(),
             on_change=self.report_cache.invalidate,
+        )
+
+    def safety(self, scope: AccessScope | None = None) -> SafetyService:
+        """Medication safety checks that read what `scope` allows."""
+        return SafetyService(
+            self.db, scope or AccessScope.system(), self.redis, self.knowledge, self.safety_counters
         )
 
     async def close(self) -> None:
