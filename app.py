@@ -27,6 +27,7 @@ from auth.authenticate import authenticate
 from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
 from context import Context
+from datasources.data_migrations import apply_data_migrations
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
@@ -392,6 +393,8 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                 logins = describe_demo_logins(settings.data_dir)
                 if logins:
                     print(logins, flush=True)
+            # Existing documents get coded clinical data (datasources/data_migrations.py).
+            await apply_data_migrations(services.db, services.knowledge)
             view.services = app.state.services = services
             view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
             # Everything allocated so far (modules, schema) lives as long as the process:

@@ -22,8 +22,8 @@ from datasources.cache import create_redis
 from datasources.mongo import create_client, ensure_indexes
 from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
-from datasources.scope import AccessScope
 from datasources.safety import CheckCounters, SafetyService
+from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
 from knowledge import KnowledgeBase, load_knowledge, load_shipped
 from runtime.embedded_mongo import EmbeddedMongo
