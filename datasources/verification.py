@@ -28,6 +28,7 @@ ALLOWED_FROM = {VERIFIED: PENDING_REVIEW, REJECTED: PENDING_REVIEW, DISPENSED: V
 QUEUE_SORT = (("safety.rank", -1), ("createdAt", 1), ("_id", 1))
 QUEUE_TYPES = (int, datetime, ObjectId)
 QUEUE_LIST = "pharmacyQueue"
+MAX_RANK = 3  # CRITICAL
 
 
 class VerificationConflict(Exception):
@@ -39,7 +40,9 @@ class VerificationConflict(Exception):
 def _queue_filter(minimum: int) -> Document:
     query: Document = {"verification.status": PENDING_REVIEW}
     if minimum > 0:
-        query["safety.rank"] = {"$gte": minimum}
+        # $in, not $gte: the embedded server returns nothing for $gte over the descending
+        # index key (measured); an explicit list is equally served by the index everywhere.
+        query["safety.rank"] = {"$in": list(range(minimum, MAX_RANK + 1))}
     return query
 
 

@@ -990,9 +990,7 @@ async def test_security_headers_on_every_response(world):
         assert headers == SECURITY_HEADERS, (name, response.status_code, headers)
 
 
-async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(
-    world, monkeypatch
-):
+async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(world, monkeypatch):
     """Not a resolver error (those are masked in the response): the view itself fails."""
     from app import CareGraphView
 
