@@ -26,6 +26,7 @@ from auth import passwords
 from auth.authenticate import authenticate
 from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
+from cds.service import cds_routes
 from context import Context
 from datasources.data_migrations import apply_data_migrations
 from datasources.scope import AccessScope
@@ -437,6 +438,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
             *graphiql_routes(settings, schema_access=view.schema_access),
+            *cds_routes(),
         ],
         middleware=[
             Middleware(SecurityHeaders),

@@ -256,6 +256,15 @@ class SafetyService:
 
         return DataLoader(batch_load_fn=batch, max_batch_size=1000)
 
+    async def snapshot(self, patient_id: ObjectId) -> Snapshot | None:
+        """The patient's snapshot as the caller may see it (uncached), or None."""
+        patients = await self._patients([patient_id])
+        if patient_id not in patients:
+            return None
+        prescriptions = await self._active_prescriptions([patient_id])
+        today = datetime.now(UTC).date()
+        return snapshot_from_documents(patients[patient_id], prescriptions[patient_id], today)
+
     async def check_one(self, patient_id: ObjectId, draft: Draft) -> list[Alert] | None:
         return (await self.check_many([CheckRequest(patient_id, draft)]))[0]
 

@@ -270,7 +270,7 @@ async def create_checked(
             "comment": check.optional_text(
                 given[a.id].comment, "acknowledgements.comment", max_length=1000
             ),
-            "acknowledgedBy": principal.user_id,
+            "acknowledgedBy": str(principal.user_id),
             "acknowledgedAt": now,
         }
         for a in critical
@@ -338,7 +338,7 @@ async def _transition(
             info.context.sources.prescriptions,
             id=parse_id(id),
             requested=requested,
-            by=principal.user_id,
+            by=str(principal.user_id),
             **fields,
         )
     except VerificationConflict as conflict:
