@@ -196,7 +196,11 @@ class SafetyService:
         if scope:
             query = {"$and": [query, scope]}
         by_patient: dict[ObjectId, list[dict[str, Any]]] = {p: [] for p in patient_ids}
-        async for doc in self.db["prescriptions"].find(query, _PRESCRIPTION_FIELDS):
+        # One reply for the whole batch (no getMore): a fixed number of round trips
+        # whatever the number of patients and prescriptions (the server caps a reply at
+        # 16 MB, far above what these projected documents weigh).
+        cursor = self.db["prescriptions"].find(query, _PRESCRIPTION_FIELDS).batch_size(100_000)
+        async for doc in cursor:
             by_patient[doc["patientId"]].append(doc)
         return by_patient
 
