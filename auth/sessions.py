@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -14,7 +15,7 @@ from auth import mfa
 from auth.passwords import verify_password
 from auth.throttle import LoginThrottle
 from auth.tokens import REFRESH, InvalidToken, IssuedToken, TokenService
-from datasources.documents import Document
+from datasources.documents import Document, utcnow
 from datasources.users import RefreshTokenStore, UserStore
 from errors import Unauthenticated
 from settings import Settings
@@ -51,10 +52,14 @@ class SessionService:
         self, user: Document, *, mfa_verified: bool, family: str | None = None
     ) -> Session:
         user_id = str(user["_id"])
-        access = self.tokens.issue_access(
-            user_id=user_id, role=user["role"], version=user["tokenVersion"], mfa=mfa_verified
-        )
         family = family or secrets.token_urlsafe(16)
+        access = self.tokens.issue_access(
+            user_id=user_id,
+            role=user["role"],
+            version=user["tokenVersion"],
+            mfa=mfa_verified,
+            session=family,
+        )
         refresh = self.tokens.issue_refresh(
             user_id=user_id, family=family, mfa=mfa_verified, version=user["tokenVersion"]
         )
@@ -128,6 +133,14 @@ class SessionService:
             ) from None
         outcome = await self.refresh_tokens.use(jti=claims["jti"])
         if outcome == "replayed":
+            # The session is compromised: its access tokens stop working now too, not
+            # when they expire. Only they can carry this session id, and none is
+            # issued for it again, so remembering it for their lifetime is enough.
+            await self.users.end_session(
+                id=user_id,
+                session=claims["fam"],
+                until=utcnow() + timedelta(seconds=self.settings.access_token_ttl_s),
+            )
             raise Unauthenticated("refresh token already used: the session has been ended")
         if outcome != "ok":
             raise Unauthenticated("refresh token revoked")

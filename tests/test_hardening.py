@@ -42,14 +42,16 @@ from app import create_app
 from auth.roles import Role
 from datasources.people import PatientStore
 from runtime.services import Services
-from schema import schema
 from settings import Settings
 from tests.support import (
     MongoCommandCounter,
     SqlStatementCounter,
+    default_schema,
     issue_token,
     settings_for_test,
 )
+
+schema = default_schema()
 
 with warnings.catch_warnings():
     # Starlette would rather drive its TestClient with httpx2; httpx is what is installed.
