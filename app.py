@@ -27,7 +27,9 @@ from auth import passwords
 from auth.authenticate import authenticate
 from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
+from cds.service import cds_routes
 from context import Context
+from datasources.data_migrations import apply_data_migrations
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
@@ -199,11 +201,12 @@ class CareGraphView(GraphQL):
         principal, auth_error = await authenticate(
             request.headers.get("authorization"), tokens=services.tokens, users=users
         )
+        scope = AccessScope(principal, services.db)
         context = Context(
             request=request,
             response=response,
             settings=self.settings,
-            sources=services.data_sources(AccessScope(principal, services.db)),
+            sources=services.data_sources(scope),
             redis=services.redis,
             sessions=SessionService(
                 users=users,
@@ -221,6 +224,8 @@ class CareGraphView(GraphQL):
             system_sources=services.data_sources(),
             reports=services.reports,
             report_cache=services.report_cache,
+            knowledge=services.knowledge,
+            safety=services.safety(scope),
         )
         # process_result sees the request, not the context: share the outcomes list.
         request.state.report_outcomes = context.report_outcomes
@@ -404,6 +409,8 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                 logins = describe_demo_logins(settings.data_dir)
                 if logins:
                     print(logins, flush=True)
+            # Existing documents get coded clinical data (datasources/data_migrations.py).
+            await apply_data_migrations(services.db, services.knowledge)
             view.services = app.state.services = services
             view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
             # Everything allocated so far (modules, schema) lives as long as the process:
@@ -446,6 +453,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
             *graphiql_routes(settings, schema, schema_access=view.schema_access),
+            *cds_routes(),
         ],
         middleware=[
             Middleware(SecurityHeaders),

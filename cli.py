@@ -120,7 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         "query manifest (for clients and routers)",
     )
     manifest.add_argument("--output", default="persisted-query-manifest.json")
+    knowledge = commands.add_parser("knowledge", help="the medication knowledge base")
+    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    knowledge_check = knowledge_commands.add_parser(
+        "check", help="validate the knowledge files (codes, rule references, sources)"
+    )
+    knowledge_check.add_argument("--data-dir", help="default: the shipped knowledge/data/")
     args = parser.parse_args(argv)
+    if args.command == "knowledge":
+        from knowledge.cli import check_command
+
+        return check_command(args.data_dir)
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -134,7 +134,18 @@ INDEXES: dict[str, list[IndexModel]] = {
             PRESCRIPTION_SORT,
             set_fields=("patientId",),
         ),
+        # The pharmacist's queue (datasources/verification.py): pending, worst alert first.
+        IndexModel(
+            [
+                ("verification.status", ASCENDING),
+                ("safety.rank", DESCENDING),
+                ("createdAt", ASCENDING),
+                ("_id", ASCENDING),
+            ],
+            name="pharmacy_queue",
+        ),
     ],
+    "cds_feedback": [IndexModel([("serviceId", ASCENDING), ("at", DESCENDING)], name="service")],
 }
 
 

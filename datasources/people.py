@@ -6,6 +6,7 @@ from datetime import date
 
 from bson import ObjectId
 
+from datasources.clinical_history import new_version, with_new_version
 from datasources.documents import Document, DocumentStore
 from datasources.filters import merge
 from datasources.search import name_filter, normalise, search_terms
@@ -48,6 +49,17 @@ class PersonStore(DocumentStore):
 class PatientStore(PersonStore):
     collection_name = "patients"
     entity = "Patient"
+
+    async def insert(self, *, fields: Document, session=None) -> Document:
+        return await super().insert(
+            fields={**fields, "clinicalVersion": new_version()}, session=session
+        )
+
+    async def update(self, *, id, changes: Document, expect=None, session=None):
+        # Conditions and allergies change the safety check: move the history version too.
+        return await super().update(
+            id=id, changes=with_new_version(changes), expect=expect, session=session
+        )
 
     @staticmethod
     def search_filter(*, name: str | None = None) -> Document:

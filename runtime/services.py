@@ -23,8 +23,10 @@ from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
 from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
+from datasources.safety import CheckCounters, SafetyService
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
+from knowledge import KnowledgeBase, load_knowledge, load_shipped
 from runtime.embedded_mongo import EmbeddedMongo
 from settings import Settings
 
@@ -42,6 +44,8 @@ class Services:
     reports: ReportStore
     report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
+    knowledge: KnowledgeBase = field(default_factory=load_shipped)
+    safety_counters: CheckCounters = field(default_factory=CheckCounters)
     # Counts and related-patient sets, valid for one write generation (process-wide).
     derived_cache: GenerationCache = field(init=False)
 
@@ -50,6 +54,11 @@ class Services:
 
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
+        # First: a broken knowledge file stops the start, naming the file, before any
+        # server is started.
+        knowledge = (
+            load_knowledge(settings.knowledge_dir) if settings.knowledge_dir else load_shipped()
+        )
         embedded = None
         uri = settings.mongodb_uri
         if uri is None:
@@ -79,6 +88,7 @@ class Services:
             ReportStore(db, engine),
             ReportCache(redis_client, settings.report_cache_ttl_s),
             embedded,
+            knowledge=knowledge,
         )
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
@@ -88,6 +98,12 @@ class Services:
             scope or AccessScope.system(),
             on_change=self.report_cache.invalidate,
             cache=self.derived_cache,
+        )
+
+    def safety(self, scope: AccessScope | None = None) -> SafetyService:
+        """Medication safety checks that read what `scope` allows."""
+        return SafetyService(
+            self.db, scope or AccessScope.system(), self.redis, self.knowledge, self.safety_counters
         )
 
     async def close(self) -> None:

@@ -52,6 +52,23 @@ from schema.report import (
     ReportQueries,
     TopDoctorsReport,
 )
+from schema.safety import (
+    AlertEvidence,
+    AlertOverride,
+    AlertSource,
+    AlertSuggestion,
+    AllergyRecord,
+    CodedCondition,
+    DrugCoding,
+    InvalidVerificationTransition,
+    KnowledgeBaseInfo,
+    KnowledgeSource,
+    MedicationAlert,
+    MedicationSafetyCheck,
+    PrescriptionRefused,
+    PrescriptionVerification,
+)
+from schema.safety_root import SafetyMutations, SafetyQueries
 from schema.scalars import SCALAR_MAP
 from settings import Settings
 
@@ -65,6 +82,7 @@ class Query(
     PrescriptionQueries,
     BillQueries,
     ReportQueries,
+    SafetyQueries,
 ):
     pass
 
@@ -77,6 +95,7 @@ class Mutation(
     AppointmentMutations,
     PrescriptionMutations,
     BillMutations,
+    SafetyMutations,
 ):
     pass
 
@@ -111,6 +130,22 @@ POLICED_TYPES = (
     DiseaseCost,
     ReportPrivacy,
     ReportCacheStats,
+    *(
+        MedicationAlert,
+        AlertSource,
+        AlertEvidence,
+        AlertSuggestion,
+        MedicationSafetyCheck,
+        DrugCoding,
+        CodedCondition,
+        AllergyRecord,
+        AlertOverride,
+        PrescriptionVerification,
+        KnowledgeBaseInfo,
+        KnowledgeSource,
+        PrescriptionRefused,
+        InvalidVerificationTransition,
+    ),
 )
 
 

@@ -51,6 +51,21 @@ COUNT_WEIGHT = 10
 if TYPE_CHECKING:
     from settings import Settings
 
+# Lists bounded well below a page (what one alert cites, one prescription's alerts): their
+# largest real size, not a page's, so a review screen is not priced as a report.
+BOUNDED_LISTS: dict[str, int] = {
+    "MedicationAlert.evidence": 4,
+    "MedicationAlert.suggestions": 4,
+    "Prescription.alerts": 12,
+    "Prescription.overrides": 12,
+    "MedicationSafetyCheck.alerts": 12,
+    "PrescriptionRefused.alerts": 12,
+    "PrescriptionRefused.unacknowledged": 12,
+    "Patient.codedConditions": 50,
+    "Patient.codedAllergies": 50,
+    "KnowledgeBaseInfo.sources": 20,
+}
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -204,9 +219,10 @@ class _Walk:
             # lists inside it (nodes, edges, rows) hold the page.
             child_page = requested if requested is not None else self.limits.page_size_default
         elif is_list:
+            bounded = BOUNDED_LISTS.get(f"{getattr(parent, 'name', '')}.{name}")
             fan_out = next(
                 size
-                for size in (requested, page, self.limits.page_size_default)
+                for size in (requested, page, bounded, self.limits.page_size_default)
                 if size is not None
             )
         self.selections(
