@@ -28,7 +28,9 @@ from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
 from backup.alarms import IntegrityAlarms
 from backup.schedule import BackupScheduler
+from cds.service import cds_routes
 from context import Context
+from datasources.data_migrations import apply_data_migrations
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
@@ -241,11 +243,12 @@ class CareGraphView(GraphQL):
         principal, auth_error = await authenticate(
             request.headers.get("authorization"), tokens=services.tokens, users=users
         )
+        scope = AccessScope(principal, services.db)
         context = Context(
             request=request,
             response=response,
             settings=self.settings,
-            sources=services.data_sources(AccessScope(principal, services.db)),
+            sources=services.data_sources(scope),
             redis=services.redis,
             sessions=SessionService(
                 users=users,
@@ -265,6 +268,8 @@ class CareGraphView(GraphQL):
             reports=services.reports,
             report_cache=services.report_cache,
             integrity_alarms=IntegrityAlarmStore(services.db),
+            knowledge=services.knowledge,
+            safety=services.safety(scope),
         )
         # process_result sees the request, not the context: share the outcomes list.
         request.state.report_outcomes = context.report_outcomes
@@ -449,6 +454,8 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                 logins = describe_demo_logins(settings.data_dir)
                 if logins:
                     print(logins, flush=True)
+            # Existing documents get coded clinical data (datasources/data_migrations.py).
+            await apply_data_migrations(services.db, services.knowledge)
             view.services = app.state.services = services
             view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
             # Scheduled backups and the periodic integrity check (backup/schedule.py).
@@ -484,6 +491,7 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
             Route("/readyz", readyz, methods=["GET"]),
             metrics_route(settings),
             *graphiql_routes(settings, schema, schema_access=view.schema_access),
+            *cds_routes(),
         ],
         middleware=[
             Middleware(SecurityHeaders),

@@ -137,7 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     from backup.cli import add_backup_commands, run_backup
 
     add_backup_commands(commands)
+    knowledge = commands.add_parser("knowledge", help="the medication knowledge base")
+    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    knowledge_check = knowledge_commands.add_parser(
+        "check", help="validate the knowledge files (codes, rule references, sources)"
+    )
+    knowledge_check.add_argument("--data-dir", help="default: the shipped knowledge/data/")
     args = parser.parse_args(argv)
+    if args.command == "knowledge":
+        from knowledge.cli import check_command
+
+        return check_command(args.data_dir)
 
     from observability.logs import configure_logging
 

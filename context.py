@@ -19,6 +19,8 @@ from datasources.reports import ReportStore
 from settings import Settings
 
 if TYPE_CHECKING:  # persisted/ imports the schema, which imports this module
+    from datasources.safety import SafetyService
+    from knowledge.protocol import KnowledgeBase
     from persisted.manifest import TrustedDocument
 
 
@@ -47,6 +49,10 @@ class Context:
     trusted_document: TrustedDocument | None = None
     # Data-integrity alarms, for the ADMIN `integrityAlarms` query.
     integrity_alarms: IntegrityAlarmStore | None = None
+    # Medication safety: the knowledge base (process-wide) and the checks, scoped to
+    # `principal` like `sources`.
+    knowledge: KnowledgeBase | None = None
+    safety: SafetyService | None = None
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 

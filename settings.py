@@ -6,6 +6,7 @@ installed by hand; production sets MONGODB_URI, DATABASE_URL and REDIS_URL.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,6 +105,19 @@ class Settings:
     report_cache_ttl_s: int = 300
     # Analysts see no group of fewer distinct patients than this (k-anonymity).
     report_min_group_size: int = 5
+    # Medication knowledge files (None: the shipped knowledge/data/); a hospital points
+    # this at its reviewed copy.
+    knowledge_dir: Path | None = None
+    # CDS Hooks clients allowed to sign their own JWTs: issuer -> {"key": secret or PEM
+    # public key, "algorithm": "RS384" | "ES384" | "HS256", "role": the CareGraph role
+    # its requests act as}. JSON in CAREGRAPH_CDS_CLIENTS.
+    cds_clients_json: str = "{}"
+
+    @property
+    def cds_clients(self) -> dict[str, dict[str, str]]:
+        clients = json.loads(self.cds_clients_json)
+        return clients if isinstance(clients, dict) else {}
+
     # bcrypt cost; tests lower it to keep the suite fast.
     bcrypt_rounds: int = 12
     # Resilience, metrics and backups (runtime/ops_settings.py).
@@ -189,6 +203,10 @@ class Settings:
                 "CAREGRAPH_REPORT_MIN_GROUP_SIZE", defaults.report_min_group_size
             ),
             ops=OpsSettings.from_env(),
+            knowledge_dir=Path(os.environ["CAREGRAPH_KNOWLEDGE_DIR"])
+            if os.environ.get("CAREGRAPH_KNOWLEDGE_DIR")
+            else None,
+            cds_clients_json=os.environ.get("CAREGRAPH_CDS_CLIENTS") or "{}",
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -21,7 +21,10 @@ class HasRole(BasePermission):
     ) -> None:
         self.roles, self.where, self.allow_before_mfa = roles, where, allow_before_mfa
 
-    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+    # Synchronous on purpose: an async check turns every guarded field, even a plain
+    # attribute, into a coroutine per object (strawberry keeps sync fields sync only
+    # when every permission is sync), which was a large share of a list's app CPU.
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         if isinstance(self.roles, Anyone):
             return True
         principal = info.context.principal

@@ -37,6 +37,9 @@ CLINICAL_READERS: Roles = frozenset({ADMIN, PATIENT, DOCTOR, PHARMACIST})
 BILLING: Roles = frozenset({ADMIN, PATIENT})
 ADMIN_ONLY: Roles = frozenset({ADMIN})
 REPORT_READERS: Roles = frozenset({ADMIN, ANALYST})
+# Medication safety: the prescriber and the pharmacist (and admins) see alerts.
+SAFETY_READERS: Roles = frozenset({ADMIN, DOCTOR, PHARMACIST})
+PHARMACIST_ONLY: Roles = frozenset({PHARMACIST})
 
 
 class Scope(Enum):
@@ -108,6 +111,25 @@ TYPE_READERS: dict[str, Roles | Anyone] = {
     ),
     "ReportCacheStats": ADMIN_ONLY,
     "IntegrityAlarm": ADMIN_ONLY,
+    **dict.fromkeys(
+        [
+            "MedicationAlert",
+            "AlertSource",
+            "AlertEvidence",
+            "AlertSuggestion",
+            "MedicationSafetyCheck",
+            "AlertOverride",
+            "PrescriptionRefused",
+        ],
+        SAFETY_READERS,
+    ),
+    **dict.fromkeys(
+        ["DrugCoding", "CodedCondition", "AllergyRecord", "PrescriptionVerification"],
+        CLINICAL_READERS,
+    ),
+    "InvalidVerificationTransition": PHARMACIST_ONLY,
+    "KnowledgeBaseInfo": AUTHENTICATED,
+    "KnowledgeSource": AUTHENTICATED,
 }
 
 FIELDS: dict[str, dict[str, Roles | Anyone]] = {
@@ -124,6 +146,10 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         ),
         "reportCacheStats": ADMIN_ONLY,
         "integrityAlarms": ADMIN_ONLY,
+        # The treating doctor (row scope: care relationship) and pharmacists.
+        "medicationSafetyCheck": frozenset({DOCTOR, PHARMACIST}),
+        "pharmacyQueue": PHARMACIST_ONLY,
+        "knowledgeBase": AUTHENTICATED,
     },
     "Mutation": {
         **_fields(PUBLIC, "register verifyEmail login refreshToken"),
@@ -142,12 +168,14 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
             CARE_TEAM, "createAppointment updateAppointment rescheduleAppointment cancelAppointment"
         ),
         "completeAppointment": frozenset({ADMIN, DOCTOR}),
-        **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription"),
+        **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription prescribe"),
+        **_fields(PHARMACIST_ONLY, "verifyPrescription rejectPrescription dispensePrescription"),
     },
     "Patient": {
         **_fields(
             CLINICAL_READERS,
-            "id name givenName familyName age ageInMonths sex conditions allergies prescriptions",
+            "id name givenName familyName age ageInMonths sex conditions allergies "
+            "codedConditions codedAllergies prescriptions",
         ),
         # Pharmacists check prescriptions (minimum necessary): the age dosing needs, not the
         # birth date nor record dates; no contact details, visits or billing.
@@ -176,11 +204,15 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         # Doctors see no billing amounts.
         "bill": BILLING,
     },
-    "Prescription": _fields(
-        CLINICAL_READERS,
-        "id drug indication dosage frequency startDate endDate cost status createdAt updatedAt "
-        "patient doctor",
-    ),
+    "Prescription": {
+        **_fields(
+            CLINICAL_READERS,
+            "id drug indication dosage frequency startDate endDate cost status createdAt "
+            "updatedAt patient doctor drugCoding verification",
+        ),
+        # Alerts and the prescriber's overrides are for the care team's review screens.
+        **_fields(SAFETY_READERS, "alerts overrides"),
+    },
     "Dosage": _fields(CLINICAL_READERS, "value unit"),
     "Bill": _fields(BILLING, "id disease totalCost createdAt paid paidAt patient appointment"),
     "DoctorUnavailable": _fields(CARE_TEAM, "reason message"),
@@ -212,6 +244,34 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "ReportPrivacy": _fields(REPORT_READERS, "minimumGroupSize suppressedGroups note"),
     "ReportCacheStats": _fields(ADMIN_ONLY, "hits misses errors"),
     "IntegrityAlarm": _fields(ADMIN_ONLY, "id check message raisedAt"),
+    "MedicationAlert": _fields(
+        SAFETY_READERS, "id kind severity summary detail ruleId source evidence suggestions"
+    ),
+    "AlertSource": _fields(SAFETY_READERS, "label url"),
+    "AlertEvidence": _fields(SAFETY_READERS, "kind display id code"),
+    "AlertSuggestion": _fields(SAFETY_READERS, "label rxcui display"),
+    "MedicationSafetyCheck": _fields(
+        SAFETY_READERS, "alerts highestSeverity knowledgeBaseVersion drug"
+    ),
+    "DrugCoding": _fields(CLINICAL_READERS, "text rxcui atc display coded"),
+    "CodedCondition": _fields(CLINICAL_READERS, "text code system display coded"),
+    "AllergyRecord": _fields(
+        CLINICAL_READERS, "text kind code system display coded reaction severity status"
+    ),
+    "AlertOverride": _fields(
+        SAFETY_READERS,
+        "alertId kind severity summary reason comment acknowledgedBy acknowledgedAt",
+    ),
+    "PrescriptionVerification": _fields(
+        CLINICAL_READERS,
+        "status reviewedBy reviewedAt rejectionReason dispensedBy dispensedAt",
+    ),
+    "KnowledgeBaseInfo": _fields(AUTHENTICATED, "version sources drugCount ruleCount"),
+    "KnowledgeSource": _fields(AUTHENTICATED, "name url"),
+    "PrescriptionRefused": _fields(SAFETY_READERS, "message alerts unacknowledged"),
+    "InvalidVerificationTransition": _fields(
+        PHARMACIST_ONLY, "currentStatus requestedStatus message"
+    ),
 }
 
 # An ADMIN who has not yet completed a second factor may only do these.
@@ -222,7 +282,7 @@ ALLOWED_BEFORE_MFA = frozenset({"me", "logout", "changePassword", "enrollMfa", "
 INPUT_FIELDS: dict[str, dict[Role, frozenset[str] | None]] = {
     "updatePatient": {
         ADMIN: None,  # every field
-        DOCTOR: frozenset({"conditions", "allergies"}),
+        DOCTOR: frozenset({"conditions", "allergies", "codedAllergies"}),
         PATIENT: frozenset({"contact"}),
     },
     "updateDoctor": {ADMIN: None, DOCTOR: frozenset({"availability", "acceptingNewPatients"})},

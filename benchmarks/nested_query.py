@@ -17,6 +17,14 @@ reference query
    both sides the same and the ratio still isolates the GraphQL layer;
 3. the same comparison through uvicorn on loopback.
 
+What the raw endpoint is: it runs the SAME appointments query as the API (no filter,
+sorted by start and _id, the start_order index). On the embedded server that index walk
+reads all 4,000 index candidates before the limit applies, on both sides, so this ratio
+isolates the GraphQL layer but says nothing about whether the query is index-served.
+For that, see benchmarks/speed.py (the README query, a doctor's page read from its
+compound index in a window of its sort key, against `me` and against a hand-written
+endpoint making the same store calls) and tests/test_query_shapes.py.
+
 Round trips per request: 4 for the data plus 1 for authentication (the `find` on
 `users` that checks the token is not revoked), 5 in all.
 

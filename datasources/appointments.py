@@ -72,6 +72,7 @@ class AppointmentStore(DocumentStore):
     entity = "Appointment"
     default_sort = (("start", 1), ("_id", 1))
     sort_types = (datetime, ObjectId)
+    windowed = True
 
     @property
     def slot_claims(self):

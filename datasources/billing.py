@@ -117,6 +117,17 @@ class BillingRepository:
         async with self.engine.connect() as connection:
             return int((await connection.execute(statement)).scalar_one())
 
+    async def counts_by_patient(self, *, patient_ids: Sequence[str]) -> dict[str, int]:
+        """Each patient's number of bills in one GROUP BY (a nested totalCount)."""
+        statement = (
+            sa.select(bills.c.patient_id, sa.func.count())
+            .where(self.scope.sql_condition(), bills.c.patient_id.in_(set(patient_ids)))
+            .group_by(bills.c.patient_id)
+        )
+        async with self.engine.connect() as connection:
+            counted = {row[0]: int(row[1]) for row in await connection.execute(statement)}
+        return {patient_id: counted.get(patient_id, 0) for patient_id in patient_ids}
+
     async def get(self, *, id: int) -> Row:
         rows = await self._rows(
             sa.select(bills).where(bills.c.id == id, self.scope.sql_condition())

@@ -10,19 +10,31 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import bson
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from datasources.pagination import Page, PageRequest, after_filter, build_page, sort_key
+from datasources.filters import NOTHING, is_empty_match, matcher, merge, split_for_planner
+from datasources.pagination import (
+    Page,
+    PageRequest,
+    after_bound,
+    after_filter,
+    build_page,
+    sort_key,
+)
+from datasources.windows import KeyStatistics, key_statistics, windowable, windowed_rows
 from errors import NotFound
 
 if TYPE_CHECKING:
     from datasources.scope import AccessScope
 
 Document = dict[str, Any]
+# Rows tied with a cursor on the first sort key that one page query tolerates.
+_TIE_ALLOWANCE = 4
 ChangeHook = Callable[[], Awaitable[None]]
 
 
@@ -33,12 +45,26 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def _set_field(query: Document) -> str:
+    """The field of the query's `$in` condition (a row scope's id set), which narrows
+    more than a range; else the first operator condition's field."""
+    operators = [f for f, c in query.items() if isinstance(c, dict) and not f.startswith("$")]
+    sets = [field for field in operators if "$in" in query[field]]
+    return (sets or operators or [""])[0]
+
+
+def _anything(document: Document) -> bool:
+    return True
+
+
 class DocumentStore:
     collection_name: str
     entity: str
     default_sort: Sequence[tuple[str, int]] = (("_id", 1),)
     # The Python type of each sort key, so a cursor can be checked before it is used.
     sort_types: Sequence[type] = (ObjectId,)
+    # Pages are read in windows of the first sort key (a datetime): datasources/windows.py.
+    windowed: bool = False
 
     def __init__(
         self, db: AsyncDatabase, scope: AccessScope, on_change: ChangeHook | None = None
@@ -58,23 +84,37 @@ class DocumentStore:
     async def _scoped(self, filter: Document) -> Document:
         """`filter` narrowed to the records the caller may see (auth/policy.py ROW_SCOPES)."""
         scope = await self.scope.mongo_filter(self.collection_name)
-        if not scope:
-            return filter
-        return {"$and": [filter, scope]} if filter else scope
+        # Flat, not {"$and": [filter, scope]}: the planner sees every condition.
+        merged = merge(filter, scope) if scope else filter
+        return NOTHING if is_empty_match(merged) else merged
+
+    async def _by_id_query(
+        self, ids: Document | ObjectId
+    ) -> tuple[Document, Callable[[Document], bool]]:
+        """(query, scope test): a lookup by _id is sent as `_id` alone, the one shape
+        every planner serves from the _id index, and the row scope (equality or $in,
+        see datasources/filters.matcher) is checked on the documents returned. A scope
+        of any other shape goes to the server instead."""
+        scope = await self.scope.mongo_filter(self.collection_name)
+        in_scope = matcher(scope) if scope and not is_empty_match(scope) else None
+        if in_scope is None:
+            return await self._scoped({"_id": ids}), _anything
+        return {"_id": ids}, in_scope
 
     async def get_many(self, *, ids: Sequence[ObjectId]) -> list[Document | None]:
         unique = list(set(ids))
+        query, in_scope = await self._by_id_query({"$in": unique})
         # One batch larger than any possible answer, so the server closes the cursor in
         # its first reply: no getMore, whatever the number of keys.
-        query = await self._scoped({"_id": {"$in": unique}})
         cursor = self.collection.find(query).batch_size(len(unique) + 1)
         documents = await cursor.to_list()
-        by_id = {document["_id"]: document for document in documents}
+        by_id = {document["_id"]: document for document in documents if in_scope(document)}
         return [by_id.get(id_) for id_ in ids]
 
     async def get(self, *, id: ObjectId, session: AsyncClientSession | None = None) -> Document:
-        document = await self.collection.find_one(await self._scoped({"_id": id}), session=session)
-        if document is None:
+        query, in_scope = await self._by_id_query(id)
+        document = await self.collection.find_one(query, session=session)
+        if document is None or not in_scope(document):
             raise NotFound(self.entity, str(id))
         return document
 
@@ -101,11 +141,78 @@ class DocumentStore:
 
     async def page(self, *, filter: Document, request: PageRequest) -> Page[Document]:
         sort = list(self.default_sort)
-        query = {"$and": [filter, self._after(request.after)]} if request.after else filter
-        query = await self._scoped(query)
-        cursor = self.collection.find(query).sort(sort).limit(request.first + 1)
-        rows = await cursor.batch_size(request.first + 2).to_list()
-        return self._page(rows, request)
+        is_after: Callable[[Document], bool] = _anything
+        if request.after:
+            bound, is_after = after_bound(
+                request.after, sort, list_name=self.collection_name, types=self.sort_types
+            )
+            filter = merge(filter, bound)
+        query = await self._scoped(filter)
+        # Where the page starts on the first sort key: the cursor, or the filter's own
+        # bound in that direction (startsFrom), whichever is tighter (merged above).
+        first_key, direction = sort[0]
+        bounds = query.get(first_key)
+        start = None
+        if isinstance(bounds, dict):
+            start = bounds.get("$gte", bounds.get("$gt")) if direction == 1 else None
+            start = start if direction == 1 else bounds.get("$lte", bounds.get("$lt"))
+        wanted = request.first + 1
+        # The bound includes rows tied with the cursor on the first sort key; ask for a
+        # few more and drop those.
+        limit = wanted + (_TIE_ALLOWANCE if request.after else 0)
+        statistics = await self._key_statistics(query)
+        if statistics is not None:
+            rows = await windowed_rows(
+                self._find_sorted,
+                query,
+                key=first_key,
+                ascending=direction == 1,
+                start=start,
+                statistics=statistics,
+                wanted=wanted,
+                limit=limit,
+                keep=is_after,
+            )
+            return self._page(rows, request)
+        while True:
+            fetched = await self._find_sorted(query, limit)
+            rows = [row for row in fetched if is_after(row)]
+            if len(rows) >= wanted or len(fetched) < limit:
+                return self._page(rows[:wanted], request)
+            limit *= 4  # rarely, more ties than allowed for: ask again for more
+
+    async def _key_statistics(self, query: Document) -> KeyStatistics | None:
+        """The statistics that size windows (datasources/windows.py), for stores whose
+        first sort key is a datetime, when a cache keeps them between writes."""
+        key = self.default_sort[0][0]
+        cache = self.scope.cache
+        if not self.windowed or cache is None or not windowable(query, key):
+            return None
+        unbounded = {field: c for field, c in query.items() if field != key}
+        cache_key = ("key statistics", self.collection_name, bson.encode(unbounded))
+        return await cache.get_or_compute(
+            cache_key, lambda: key_statistics(self.collection, unbounded, key)
+        )
+
+    async def _find_sorted(self, query: Document, limit: int) -> list[Document]:
+        sort = list(self.default_sort)
+        if "_id" in query and len(query) > 1:
+            # Ids bound the answer most: look them up, filter the few found.
+            served = {"_id": query["_id"]}
+            rest = {field: c for field, c in query.items() if field != "_id"}
+        else:
+            served, rest = split_for_planner(query, keep=_set_field(query))
+        if rest:
+            # Two conditions that are not equalities (a scope's id set and a cursor's
+            # bound): the embedded planner serves only one, so the other filters the
+            # index-served stage's output (mongod merges the two stages back).
+            pipeline = [{"$match": served}, {"$match": rest}, {"$sort": dict(sort)}]
+            cursor = await self.collection.aggregate(
+                [*pipeline, {"$limit": limit}], batchSize=limit + 1
+            )
+            return await cursor.to_list()
+        cursor = self.collection.find(query).sort(sort).limit(limit)
+        return await cursor.batch_size(limit + 1).to_list()
 
     async def pages_by_parent(
         self,
@@ -117,12 +224,16 @@ class DocumentStore:
     ) -> dict[Hashable, Page[Document]]:
         """One aggregation returns a page of children for each parent (nested lists)."""
         sort = list(self.default_sort)
-        match: Document = {**filter, parent_field: {"$in": list(set(parent_ids))}}
+        match = await self._scoped(merge(filter, {parent_field: {"$in": list(set(parent_ids))}}))
+        # The first $match is the index-served shape (parents, equalities); ranges and
+        # the cursor follow in a second stage, which mongod merges back anyway.
+        served, rest = split_for_planner(match, keep=parent_field)
         if request.after:
-            match = {"$and": [match, self._after(request.after)]}
-        match = await self._scoped(match)
-        pipeline = [
-            {"$match": match},
+            rest = merge(rest, self._after(request.after))
+        pipeline: list[Document] = [{"$match": served}]
+        if rest:
+            pipeline.append({"$match": rest})
+        pipeline += [
             {"$sort": {parent_field: 1, **dict(sort)}},
             {
                 "$group": {
@@ -139,8 +250,29 @@ class DocumentStore:
             for parent_id in parent_ids
         }
 
+    async def counts_by_parent(
+        self, *, parent_field: str, parent_ids: Sequence[ObjectId], filter: Document
+    ) -> dict[Hashable, int]:
+        """How many children match `filter` for each parent, in one grouped count (a
+        nested list's totalCount): the same one round trip for 1 or 500 parents."""
+        match = await self._scoped(merge(filter, {parent_field: {"$in": list(set(parent_ids))}}))
+        served, rest = split_for_planner(match, keep=parent_field)
+        pipeline: list[Document] = [{"$match": served}]
+        if rest:
+            pipeline.append({"$match": rest})
+        pipeline.append({"$group": {"_id": f"${parent_field}", "n": {"$sum": 1}}})
+        cursor = await self.collection.aggregate(pipeline, batchSize=len(parent_ids) + 1)
+        counted = {group["_id"]: group["n"] for group in await cursor.to_list()}
+        return {parent_id: int(counted.get(parent_id, 0)) for parent_id in parent_ids}
+
     async def count(self, *, filter: Document) -> int:
-        return await self.collection.count_documents(await self._scoped(filter))
+        query = await self._scoped(filter)
+        cache = self.scope.cache
+        if cache is None:
+            return await self.collection.count_documents(query)
+        # Keyed by the exact filter sent, scope included (BSON keeps types and order).
+        key = ("count", self.collection_name, bson.encode(query))
+        return await cache.get_or_compute(key, lambda: self.collection.count_documents(query))
 
     async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
         now = utcnow()

@@ -7,9 +7,10 @@ requests would hand one caller's results to another.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiodataloader import DataLoader
 from bson import ObjectId
@@ -17,8 +18,11 @@ from bson import ObjectId
 from datasources.pagination import Page, PageRequest
 from observability.metrics import observed_batches
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from datasources import DataSources
+    from datasources.documents import DocumentStore
 
 
 def _batch_loader(batch: Callable[[list[Any]], Awaitable[Sequence[Any]]]) -> DataLoader:
@@ -57,9 +61,60 @@ def _children_loader(
     return _batch_loader(batch)
 
 
+def _counts_loader(fetch: Callable[..., Awaitable[dict[Hashable, int]]]) -> DataLoader:
+    """Loader for a parent's number of matching children (a nested totalCount), keyed by
+    (parent id, criteria); keys sharing criteria are counted together, grouped by parent."""
+
+    async def batch(keys: list[tuple[Any, tuple]]) -> list[int]:
+        groups: dict[tuple, list[Any]] = {}
+        for parent_id, criteria in keys:
+            groups.setdefault(criteria, []).append(parent_id)
+        counts: dict[tuple, int] = {}
+        for criteria, parent_ids in groups.items():
+            found = await fetch(parent_ids=parent_ids, criteria=dict(criteria))
+            for parent_id, count in found.items():
+                counts[(parent_id, criteria)] = count
+        return [counts[key] for key in keys]
+
+    return _batch_loader(batch)
+
+
 class Loaders:
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
+        self._child_counts: dict[tuple[str, str], DataLoader] = {}
+        self._once: dict[Hashable, asyncio.Future[Any]] = {}
+
+    def once(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """The result of `fetch` for `key`, fetched once per request however many fields
+        ask (45 aliases of the same list are one query, not 45)."""
+        if key not in self._once:
+            self._once[key] = asyncio.ensure_future(fetch())
+        return self._once[key]
+
+    def child_counts(self, store: DocumentStore, parent_field: str) -> DataLoader:
+        """The totalCount loader of a nested list of `store`'s records under a parent
+        named by `parent_field` (created on first use, one per relation)."""
+        key = (store.collection_name, parent_field)
+        if key not in self._child_counts:
+
+            async def fetch(*, parent_ids: list[ObjectId], criteria: dict) -> dict[Hashable, int]:
+                return await store.counts_by_parent(
+                    parent_field=parent_field,
+                    parent_ids=parent_ids,
+                    filter=store.search_filter(**criteria),
+                )
+
+            self._child_counts[key] = _counts_loader(fetch)
+        return self._child_counts[key]
+
+    @cached_property
+    def bill_counts_by_patient(self) -> DataLoader:
+        async def fetch(*, parent_ids: list[str], criteria: dict) -> dict[Hashable, int]:
+            counts = await self.sources.billing.counts_by_patient(patient_ids=parent_ids)
+            return dict(counts)
+
+        return _counts_loader(fetch)
 
     @cached_property
     def patient_by_id(self) -> DataLoader:

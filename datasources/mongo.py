@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -29,6 +31,45 @@ def create_client(
     )
 
 
+def list_indexes(
+    prefix: str,
+    equality_fields: tuple[str, ...],
+    sort: tuple[tuple[str, int], ...],
+    *,
+    set_fields: tuple[str, ...] = (),
+) -> list[IndexModel]:
+    """One compound index per combination of a list's equality filters (row scopes
+    included), each followed by the list's sort keys with the `_id` tiebreaker.
+
+    Equality + sort is what lets mongod return a page in order without a blocking
+    sort, and the embedded server only uses an index whose leading fields are exactly
+    the filter's equality fields (with at most one operator condition next). A field
+    in `set_fields` is also queried as `$in` (a parent batch of a nested list, a
+    doctor's related patients): the embedded planner serves `$in` only right after
+    the equalities, so each such field also gets an index where it comes last.
+    """
+    models: list[IndexModel] = []
+    seen: set[tuple[str, ...]] = set()
+    for size in range(1, len(equality_fields) + 1):
+        for combination in itertools.combinations(equality_fields, size):
+            orders = [combination]
+            for field in combination:
+                if field in set_fields and combination[-1] != field:
+                    orders.append((*[f for f in combination if f != field], field))
+            for order in orders:
+                if order in seen:
+                    continue
+                seen.add(order)
+                keys = [(field, ASCENDING) for field in order] + list(sort)
+                name = f"{prefix}_by_" + "_".join(order)
+                models.append(IndexModel(keys, name=name))
+    return models
+
+
+APPOINTMENT_SORT = (("start", ASCENDING), ("_id", ASCENDING))
+PRESCRIPTION_SORT = (("startDate", DESCENDING), ("_id", DESCENDING))
+PERSON_SORT = (("nameKey", ASCENDING), ("_id", ASCENDING))
+
 INDEXES: dict[str, list[IndexModel]] = {
     "patients": [
         IndexModel([("searchTerms", ASCENDING)], name="search_terms"),
@@ -43,7 +84,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "doctors": [
         IndexModel([("searchTerms", ASCENDING)], name="search_terms"),
         IndexModel([("nameKey", ASCENDING), ("_id", ASCENDING)], name="name_order"),
-        IndexModel([("specialty", ASCENDING), ("nameKey", ASCENDING)], name="specialty"),
+        *list_indexes(
+            "list",
+            ("specialty", "acceptingNewPatients", "availability.dayOfWeek"),
+            PERSON_SORT,
+        ),
         IndexModel(
             [("userId", ASCENDING)],
             name="user",
@@ -51,11 +96,18 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"userId": {"$type": "string"}},
         ),
     ],
+    # Lists: each filter combination a list allows, its row scope included, has an
+    # index of equality fields then sort keys (see list_indexes). Earlier two-field
+    # indexes such as (doctorId, start) are prefixes of these, so they are gone here;
+    # an existing deployment keeps them harmlessly until dropped.
     "appointments": [
-        IndexModel([("doctorId", ASCENDING), ("start", ASCENDING)], name="doctor_start"),
-        IndexModel([("patientId", ASCENDING), ("start", ASCENDING)], name="patient_start"),
         IndexModel([("start", ASCENDING), ("_id", ASCENDING)], name="start_order"),
-        IndexModel([("status", ASCENDING), ("start", ASCENDING)], name="status_start"),
+        *list_indexes(
+            "list",
+            ("status", "doctorId", "patientId"),
+            APPOINTMENT_SORT,
+            set_fields=("doctorId", "patientId"),
+        ),
     ],
     # One row per (doctor, 5-minute slot) an active appointment occupies. The unique
     # index is what makes double-booking impossible, even for concurrent requests.
@@ -80,12 +132,27 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("expiresAt", ASCENDING)], name="expiry", expireAfterSeconds=0),
     ],
     "prescriptions": [
-        IndexModel([("patientId", ASCENDING), ("startDate", DESCENDING)], name="patient"),
-        IndexModel([("doctorId", ASCENDING), ("startDate", DESCENDING)], name="doctor"),
-        IndexModel([("status", ASCENDING)], name="status"),
-        # Reports select prescriptions by when they started.
-        IndexModel([("startDate", ASCENDING)], name="start_date"),
+        # The list's own order; reports select prescriptions by when they started, a
+        # range this index serves too (it replaces a single-field startDate index).
+        IndexModel(list(PRESCRIPTION_SORT), name="list_order"),
+        *list_indexes(
+            "list",
+            ("status", "doctorId", "patientId"),
+            PRESCRIPTION_SORT,
+            set_fields=("patientId",),
+        ),
+        # The pharmacist's queue (datasources/verification.py): pending, worst alert first.
+        IndexModel(
+            [
+                ("verification.status", ASCENDING),
+                ("safety.rank", DESCENDING),
+                ("createdAt", ASCENDING),
+                ("_id", ASCENDING),
+            ],
+            name="pharmacy_queue",
+        ),
     ],
+    "cds_feedback": [IndexModel([("serviceId", ASCENDING), ("at", DESCENDING)], name="service")],
 }
 
 

@@ -94,6 +94,31 @@ def after_filter(
     return {"$or": branches}
 
 
+def after_bound(
+    cursor: str, sort: SortSpec, *, list_name: str, types: Sequence[type]
+) -> tuple[dict[str, Any], Callable[[dict[str, Any]], bool]]:
+    """The flat, index-friendly form of `after_filter`: a bound on the first sort key
+    (`start >= v`, one range condition the planner serves from the list's compound
+    index) and a test that drops the rows the bound lets through at or before the
+    cursor (ties on the first key). `$or` branches would hide the bound from the
+    embedded server's planner and scan the whole collection.
+    """
+    values = decode_cursor(cursor, list_name=list_name, types=types)
+    first_field, first_direction = sort[0]
+    bound = {first_field: {"$gte" if first_direction == 1 else "$lte": values[0]}}
+    directions = [direction for _, direction in sort]
+
+    def is_after(document: dict[str, Any]) -> bool:
+        for (name, _), direction, value in zip(sort, directions, values, strict=True):
+            own = document.get(name)
+            if own == value:
+                continue
+            return bool(own > value) if direction == 1 else bool(own < value)
+        return False  # the cursor's own row
+
+    return bound, is_after
+
+
 def build_page(
     rows: list[T], request: PageRequest, key: Callable[[T], list[Any]], *, list_name: str
 ) -> Page[T]:

@@ -6,7 +6,9 @@ from datetime import date
 
 from bson import ObjectId
 
+from datasources.clinical_history import new_version, with_new_version
 from datasources.documents import Document, DocumentStore
+from datasources.filters import merge
 from datasources.search import name_filter, normalise, search_terms
 
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
@@ -48,6 +50,17 @@ class PatientStore(PersonStore):
     collection_name = "patients"
     entity = "Patient"
 
+    async def insert(self, *, fields: Document, session=None) -> Document:
+        return await super().insert(
+            fields={**fields, "clinicalVersion": new_version()}, session=session
+        )
+
+    async def update(self, *, id, changes: Document, expect=None, session=None):
+        # Conditions and allergies change the safety check: move the history version too.
+        return await super().update(
+            id=id, changes=with_new_version(changes), expect=expect, session=session
+        )
+
     @staticmethod
     def search_filter(*, name: str | None = None) -> Document:
         return name_filter(name or "")
@@ -65,16 +78,14 @@ class DoctorStore(PersonStore):
         available_on: date | None = None,
         accepting_new_patients: bool | None = None,
     ) -> Document:
-        clauses = [name_filter(name or "")]
+        filter: Document = {}
         if specialty is not None:
-            clauses.append({"specialty": specialty})
+            filter["specialty"] = specialty
         if available_on is not None:
-            weekday = WEEKDAYS[available_on.weekday()]
-            clauses.append({"availability": {"$elemMatch": {"dayOfWeek": weekday}}})
+            # The same as $elemMatch with one condition, and a plain path the list
+            # indexes cover (an $elemMatch hides the field from the embedded planner).
+            filter["availability.dayOfWeek"] = WEEKDAYS[available_on.weekday()]
         if accepting_new_patients is not None:
-            clauses.append({"acceptingNewPatients": accepting_new_patients})
-        clauses = [clause for clause in clauses if clause]
-        if len(clauses) == 1:
-            # Unwrapped: the embedded server's planner only sees indexes for plain filters.
-            return clauses[0]
-        return {"$and": clauses} if clauses else {}
+            filter["acceptingNewPatients"] = accepting_new_patients
+        # Flat: the embedded server's planner only sees indexes for plain filters.
+        return merge(name_filter(name or ""), filter)

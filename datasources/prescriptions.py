@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bson import ObjectId
 
+from datasources import clinical_history
 from datasources.documents import Document, DocumentStore
 
 ACTIVE, STOPPED, COMPLETED = "ACTIVE", "STOPPED", "COMPLETED"
@@ -17,10 +18,28 @@ class PrescriptionStore(DocumentStore):
     entity = "Prescription"
     default_sort = (("startDate", -1), ("_id", -1))
     sort_types = (datetime, ObjectId)
+    windowed = True
 
     @staticmethod
     def search_filter(**criteria) -> Document:
         return prescription_filter(**criteria)
+
+    # Every write moves the patient's clinical-history version (safety results cache).
+    async def insert(self, *, fields: Document, session=None) -> Document:
+        document = await super().insert(fields=fields, session=session)
+        await clinical_history.bump(self.db, document["patientId"])
+        return document
+
+    async def update(self, *, id: ObjectId, changes: Document, expect=None, session=None):
+        document = await super().update(id=id, changes=changes, expect=expect, session=session)
+        if document is not None:
+            await clinical_history.bump(self.db, document["patientId"])
+        return document
+
+    async def delete(self, *, id: ObjectId, session=None):
+        document = await super().delete(id=id, session=session)
+        await clinical_history.bump(self.db, document["patientId"])
+        return document
 
     async def exists_for(self, *, field: str, id: ObjectId) -> bool:
         # Unscoped on purpose: "may this record be deleted?" must see every dependant.

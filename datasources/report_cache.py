@@ -141,6 +141,16 @@ class ReportCache:
             except RedisError:
                 pass
 
+    async def current_generation(self) -> int | None:
+        """The write generation, or None when cached values must not be used (Redis
+        unavailable, or a recent invalidation failed)."""
+        if time.monotonic() < self._bypass_until:
+            return None
+        try:
+            return int(await self.client.get(GENERATION_KEY) or 0)
+        except RedisError:
+            return None
+
     async def invalidate(self) -> None:
         """Called after every committed write that can change a report."""
         try:

@@ -5,7 +5,7 @@ auth/policy.py's ROW_SCOPES; this module turns them into MongoDB filters and SQL
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from bson import ObjectId
@@ -14,6 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.policy import ROW_SCOPES, Scope
 from auth.roles import Principal
 from datasources.billing_tables import bills
+
+if TYPE_CHECKING:
+    from datasources.generation_cache import GenerationCache
 
 # Matches no document: what a role without access to a collection sees.
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
@@ -28,7 +31,9 @@ class AccessScope:
         unrestricted: bool = False,
     ) -> None:
         self.principal, self.db, self.unrestricted = principal, db, unrestricted
-        self._related: asyncio.Task[list[ObjectId]] | None = None
+        self._related: asyncio.Future[list[ObjectId]] | None = None
+        # The process's cache of derived values (set by DataSources.build), if any.
+        self.cache: GenerationCache | None = None
 
     @classmethod
     def system(cls) -> AccessScope:
@@ -69,7 +74,14 @@ class AccessScope:
         """Patients the calling doctor has an appointment or prescription with; computed
         once per request, however many resolvers ask."""
         if self._related is None:
-            self._related = asyncio.ensure_future(self._load_related())
+            doctor_id = self.principal.doctor_id if self.principal else None
+            if self.cache is not None and doctor_id is not None:
+                # Between writes, a doctor's care relationships do not change.
+                key = ("related patients", doctor_id)
+                load = self.cache.get_or_compute(key, self._load_related)
+            else:
+                load = self._load_related()
+            self._related = asyncio.ensure_future(load)
         return await self._related
 
     async def _load_related(self) -> list[ObjectId]:

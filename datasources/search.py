@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from datasources.filters import merge
+
 
 def normalise(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
@@ -32,4 +34,5 @@ def name_filter(query: str) -> dict:
     tokens = normalise(query).split()
     if not tokens:
         return {}
-    return {"$and": [{"searchTerms": {"$regex": "^" + re.escape(token)}} for token in tokens]}
+    # Flat for one word (the common case); each further word is one more clause.
+    return merge(*({"searchTerms": {"$regex": "^" + re.escape(token)}} for token in tokens))

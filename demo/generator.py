@@ -20,8 +20,9 @@ from tqdm import tqdm
 
 from datasources.appointments import CANCELLED, COMPLETED, SCHEDULED, slots
 from datasources.billing_tables import bills
+from datasources.data_migrations import rank_pending_prescriptions
 from datasources.people import with_name_index
-from demo import catalogue
+from demo import catalogue, clinical
 from demo.accounts import create_demo_accounts
 from runtime.services import Services
 
@@ -331,6 +332,15 @@ async def load_demo_data(
     appointments = generator.appointments(patients, doctors)
     prescriptions = generator.prescriptions(patients, appointments)
     bill_rows = generator.bills(patients, appointments)
+    # Coded histories, the pharmacist's review and the alert scenarios (demo/clinical.py),
+    # from their own random stream so the base data above is unchanged for a seed.
+    clinical_rng = random.Random(seed + 7919)
+    clinical.code_patients(patients, services.knowledge, clinical_rng)
+    clinical.code_prescriptions(prescriptions, services.knowledge, generator.anchor)
+    prescriptions += clinical.add_scenarios(
+        patients, appointments, services.knowledge, generator.anchor, clinical_rng
+    )
+    clinical.acknowledge_scenarios(patients, prescriptions, services.knowledge, generator.anchor)
     claims = [
         {"doctorId": a["doctorId"], "slot": slot, "appointmentId": a["_id"]}
         for a in appointments
@@ -356,6 +366,7 @@ async def load_demo_data(
             bar.update(len(batch))
     if accounts_dir is not None:
         await create_demo_accounts(services, appointments=appointments, data_dir=accounts_dir)
+    await rank_pending_prescriptions(services.db, services.knowledge)
     # Written around the stores: tell the report cache, as every store write does.
     await services.report_cache.invalidate()
     counts = {name: len(items) for name, items in plan} | {"bills": len(bill_rows)}

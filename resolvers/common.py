@@ -7,6 +7,7 @@ from typing import Any, TypeAlias
 
 import strawberry
 from aiodataloader import DataLoader
+from strawberry.utils.str_converters import to_camel_case
 
 from context import Context
 from datasources.documents import DocumentStore
@@ -52,10 +53,20 @@ async def list_connection(
     after: str | None,
     **found: Any,
 ) -> Connection[Any]:
-    """A top-level list: one page query, and a count only if totalCount is asked for."""
-    page = await store.search(request=page_request(info, first, after), **found)
+    """A top-level list: one page query, and a count only if totalCount is asked for;
+    the same list asked for again in the request (aliases) reuses both."""
+    request = page_request(info, first, after)
+    loaders = info.context.loaders
+    key = (store.collection_name, criteria(**found))
+    page = await loaders.once(
+        ("page", *key, request), lambda: store.search(request=request, **found)
+    )
     return connection(
-        page, to_node, counter=lambda: store.count(filter=store.search_filter(**found))
+        page,
+        to_node,
+        counter=lambda: loaders.once(
+            ("count", *key), lambda: store.count(filter=store.search_filter(**found))
+        ),
     )
 
 
@@ -75,8 +86,6 @@ async def children_connection(
     """
     key = criteria(**found)
     page = await loader.load((parent[1], page_request(info, first, after), key))
-    return connection(
-        page,
-        to_node,
-        counter=lambda: store.count(filter=store.search_filter(**dict([parent, *key]))),
-    )
+    # One grouped count per relation and criteria for all parents (not one per parent).
+    counts = info.context.loaders.child_counts(store, to_camel_case(parent[0]))
+    return connection(page, to_node, counter=lambda: counts.load((parent[1], key)))

@@ -7,6 +7,8 @@ import strawberry
 
 from datasources.ids import parse_id
 from errors import Conflict
+from knowledge.coding import code_patient_fields
+from knowledge.protocol import KnowledgeBase
 from resolvers.common import (
     Info,
     children_connection,
@@ -98,16 +100,21 @@ async def resolve_patient_bills(
 ) -> Connection[bill_types.Bill]:
     request = page_request(info, first, after)
     page = await info.context.loaders.bills_by_patient.load((str(root.object_id), request, ()))
-    billing = info.context.sources.billing
+    counts = info.context.loaders.bill_counts_by_patient
     return connection(
-        page,
-        bill_types.Bill.from_row,
-        counter=lambda: billing.count(patient_id=str(root.object_id)),
+        page, bill_types.Bill.from_row, counter=lambda: counts.load((str(root.object_id), ()))
     )
 
 
+def _knowledge(info: Info) -> KnowledgeBase:
+    knowledge = info.context.knowledge
+    assert knowledge is not None, "the app puts the knowledge base on every context"
+    return knowledge
+
+
 async def resolve_create_patient(info: Info, input: types.CreatePatientInput) -> types.Patient:
-    document = await info.context.sources.patients.insert(fields=input.to_document())
+    fields = code_patient_fields(input.to_document(), _knowledge(info))
+    document = await info.context.sources.patients.insert(fields=fields)
     return types.Patient.from_document(document)
 
 
@@ -117,6 +124,8 @@ async def resolve_update_patient(
     store = info.context.sources.patients
     object_id, changes = parse_id(id), input.to_changes()
     require_allowed_inputs(info, "updatePatient", changes)
+    # Free-text conditions and allergies get their codes beside them (knowledge/coding.py).
+    changes = code_patient_fields(changes, _knowledge(info))
     document = await (
         store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
     )

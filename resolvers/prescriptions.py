@@ -64,16 +64,10 @@ async def resolve_prescription_doctor(root: Any, info: Info) -> doctor_types.Doc
 async def resolve_create_prescription(
     info: Info, input: types.CreatePrescriptionInput
 ) -> types.Prescription:
-    fields = input.to_document()
-    patient_id = parse_id(input.patient_id, field="patientId")
-    doctor_id = parse_id(input.doctor_id, field="doctorId")
-    require_acting_for_self(info, doctor_id=doctor_id)
-    loaders = info.context.loaders
-    await load_existing(loaders.patient_by_id, patient_id, "Patient", input.patient_id)
-    await load_existing(loaders.doctor_by_id, doctor_id, "Doctor", input.doctor_id)
-    document = await info.context.sources.prescriptions.insert(
-        fields={**fields, "patientId": patient_id, "doctorId": doctor_id}
-    )
+    from resolvers.safety import create_prescription_or_raise
+
+    # The medication safety check runs on every new prescription (resolvers/safety.py).
+    document = await create_prescription_or_raise(info, input)
     return types.Prescription.from_document(document)
 
 
@@ -94,6 +88,10 @@ async def resolve_update_prescription(
                 f"a {current['status'].lower()} prescription cannot change status",
                 currentStatus=current["status"],
             )
+    if "drug" in changes:
+        from knowledge.coding import code_drug
+
+        changes["drugCode"] = code_drug(changes["drug"], info.context.knowledge)
     merged = {**current, **changes}
     check.date_range(
         merged["startDate"], merged.get("endDate"), start_field="startDate", end_field="endDate"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 from pymongo import AsyncMongoClient
@@ -22,11 +22,14 @@ from auth.throttle import ACCOUNT_WINDOW_MS
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
 from datasources.cache import create_redis
+from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
 from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
+from datasources.safety import CheckCounters, SafetyService
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
+from knowledge import KnowledgeBase, load_knowledge, load_shipped
 from observability import metrics
 from runtime.dependencies import DependencyStates
 from runtime.embedded_mongo import EmbeddedMongo
@@ -51,6 +54,11 @@ class Services:
     reports: ReportStore
     report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
+    knowledge: KnowledgeBase = field(default_factory=load_shipped)
+    safety_counters: CheckCounters = field(default_factory=CheckCounters)
+    # Counts and related-patient sets, valid for one write generation (process-wide).
+    derived_cache: GenerationCache = field(init=False)
+
     # Supervises embedded_mongo: restarts it on its data folder if it dies.
     mongo_supervisor: MongoSupervisor | None = None
     # Per-dependency circuits and the probe that closes them (runtime/dependencies.py).
@@ -60,8 +68,16 @@ class Services:
     # Idempotency-Key handling (runtime/idempotency.py).
     idempotency: IdempotentRequests | None = None
 
+    def __post_init__(self) -> None:
+        self.derived_cache = GenerationCache(self.report_cache)
+
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
+        # First: a broken knowledge file stops the start, naming the file, before any
+        # server is started.
+        knowledge = (
+            load_knowledge(settings.knowledge_dir) if settings.knowledge_dir else load_shipped()
+        )
         embedded = supervisor = None
         uri = settings.mongodb_uri
         if uri is None:
@@ -119,13 +135,14 @@ class Services:
             ReportStore(db, engine),
             ReportCache(redis_client, settings.report_cache_ttl_s),
             embedded,
-            supervisor,
-            dependencies,
-            FallbackBudget(
+            knowledge=knowledge,
+            mongo_supervisor=supervisor,
+            dependencies=dependencies,
+            throttle_fallback=FallbackBudget(
                 limit=settings.ops.throttle_fallback_per_account,
                 window_s=ACCOUNT_WINDOW_MS / 1000,
             ),
-            idempotency,
+            idempotency=idempotency,
         )
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
@@ -134,6 +151,13 @@ class Services:
             self.engine,
             scope or AccessScope.system(),
             on_change=self.report_cache.invalidate,
+            cache=self.derived_cache,
+        )
+
+    def safety(self, scope: AccessScope | None = None) -> SafetyService:
+        """Medication safety checks that read what `scope` allows."""
+        return SafetyService(
+            self.db, scope or AccessScope.system(), self.redis, self.knowledge, self.safety_counters
         )
 
     async def close(self) -> None:

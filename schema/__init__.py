@@ -53,6 +53,23 @@ from schema.report import (
     ReportQueries,
     TopDoctorsReport,
 )
+from schema.safety import (
+    AlertEvidence,
+    AlertOverride,
+    AlertSource,
+    AlertSuggestion,
+    AllergyRecord,
+    CodedCondition,
+    DrugCoding,
+    InvalidVerificationTransition,
+    KnowledgeBaseInfo,
+    KnowledgeSource,
+    MedicationAlert,
+    MedicationSafetyCheck,
+    PrescriptionRefused,
+    PrescriptionVerification,
+)
+from schema.safety_root import SafetyMutations, SafetyQueries
 from schema.scalars import SCALAR_MAP
 from settings import Settings
 
@@ -67,6 +84,7 @@ class Query(
     BillQueries,
     ReportQueries,
     OperationsQueries,
+    SafetyQueries,
 ):
     pass
 
@@ -79,6 +97,7 @@ class Mutation(
     AppointmentMutations,
     PrescriptionMutations,
     BillMutations,
+    SafetyMutations,
 ):
     pass
 
@@ -114,6 +133,22 @@ POLICED_TYPES = (
     ReportPrivacy,
     ReportCacheStats,
     IntegrityAlarm,
+    *(
+        MedicationAlert,
+        AlertSource,
+        AlertEvidence,
+        AlertSuggestion,
+        MedicationSafetyCheck,
+        DrugCoding,
+        CodedCondition,
+        AllergyRecord,
+        AlertOverride,
+        PrescriptionVerification,
+        KnowledgeBaseInfo,
+        KnowledgeSource,
+        PrescriptionRefused,
+        InvalidVerificationTransition,
+    ),
 )
 
 

@@ -5,7 +5,10 @@ all three, so an alias or a nested list hidden in a fragment counts like any oth
 Cost estimates how many fields the server would resolve: the lists in a page holder (a
 connection's `nodes` and `edges`, a report's `rows`) count its page size (`first` or
 `limit`, else the default) times, any other list of objects the default page size
-times; the holder's own fields (pageInfo, totalCount) once.
+times; the holder's own fields (pageInfo) once, except `totalCount`, which counts
+COUNT_WEIGHT times: it is a database count over every match, not a field of a row
+already fetched (a nested one is one grouped count per level, but its work still grows
+with the parents and their children).
 Introspection (`__schema`, `__type`) counts as one field and is not walked: its size
 is bounded by the schema, its nesting by graphql-core's MaxIntrospectionDepthRule, and
 production turns it off.
@@ -41,9 +44,27 @@ PAGE_ARGUMENTS = ("first", "limit")
 # integer over 64 bits in the error's `measured` made orjson fail the response: a 500.
 # 2^53 - 1 is also the largest integer every JSON client reads exactly.
 COST_CEILING = 2**53 - 1
+# What a connection's totalCount costs, in fields: roughly the work of resolving ten
+# fields of rows already fetched, for the index entries a count reads.
+COUNT_WEIGHT = 10
 
 if TYPE_CHECKING:
     from settings import Settings
+
+# Lists bounded well below a page (what one alert cites, one prescription's alerts): their
+# largest real size, not a page's, so a review screen is not priced as a report.
+BOUNDED_LISTS: dict[str, int] = {
+    "MedicationAlert.evidence": 4,
+    "MedicationAlert.suggestions": 4,
+    "Prescription.alerts": 12,
+    "Prescription.overrides": 12,
+    "MedicationSafetyCheck.alerts": 12,
+    "PrescriptionRefused.alerts": 12,
+    "PrescriptionRefused.unacknowledged": 12,
+    "Patient.codedConditions": 50,
+    "Patient.codedAllergies": 50,
+    "KnowledgeBaseInfo.sources": 20,
+}
 
 
 @dataclass(frozen=True)
@@ -180,7 +201,8 @@ class _Walk:
         result.depth = max(result.depth, depth)
         # At least 1, even under `first: 0`: each field walked adds to the cost, so the
         # walk stops within max_cost fields.
-        result.cost = min(result.cost + max(multiplier, 1), COST_CEILING)
+        weight = COUNT_WEIGHT if name == "totalCount" and _is_connection(parent) else 1
+        result.cost = min(result.cost + max(multiplier, 1) * weight, COST_CEILING)
         if name.startswith("__") or field.selection_set is None:
             return
         definition = _field_definition(parent, name)
@@ -197,9 +219,10 @@ class _Walk:
             # lists inside it (nodes, edges, rows) hold the page.
             child_page = requested if requested is not None else self.limits.page_size_default
         elif is_list:
+            bounded = BOUNDED_LISTS.get(f"{getattr(parent, 'name', '')}.{name}")
             fan_out = next(
                 size
-                for size in (requested, page, self.limits.page_size_default)
+                for size in (requested, page, bounded, self.limits.page_size_default)
                 if size is not None
             )
         self.selections(
@@ -232,6 +255,10 @@ def _field_definition(parent: Any, name: str) -> Any:
     """The field on an object or interface type (a union has no fields of its own)."""
     fields = getattr(parent, "fields", None)
     return fields.get(name) if fields else None
+
+
+def _is_connection(parent: Any) -> bool:
+    return str(getattr(parent, "name", "")).endswith("Connection")
 
 
 def _is_list(field_type: Any) -> bool:

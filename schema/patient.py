@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from bson import ObjectId
 
+from errors import BadUserInput
 from resolvers import patients as resolve
+from resolvers import safety
 from schema import validation as check
 from schema.enums import Sex
 from schema.pagination import Connection
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from schema.appointment import Appointment
     from schema.bill import Bill
     from schema.prescription import Prescription
+    from schema.safety import AllergyInput, AllergyRecord, CodedCondition
 
 
 def whole_months_between(born: date, today: date) -> int:
@@ -62,6 +65,23 @@ class Patient:
     updated_at: datetime | None
     object_id: strawberry.Private[ObjectId]
     born: strawberry.Private[date]
+    # The stored document, for the coded clinical fields (resolvers/safety.py).
+    document: strawberry.Private[dict[str, Any]]
+
+    coded_conditions: list[Annotated[CodedCondition, strawberry.lazy("schema.safety")]] = (
+        strawberry.field(
+            resolver=safety.resolve_patient_coded_conditions,
+            description="`conditions` as ICD-10-CM codes; coded: false where the text "
+            "matched no term (kept verbatim).",
+        )
+    )
+    coded_allergies: list[Annotated[AllergyRecord, strawberry.lazy("schema.safety")]] = (
+        strawberry.field(
+            resolver=safety.resolve_patient_coded_allergies,
+            description="Allergies by drug class, substance or other allergen, with "
+            "reaction, severity and status.",
+        )
+    )
 
     @strawberry.field(description="Given and family name.")
     def name(self) -> str:
@@ -118,6 +138,7 @@ class Patient:
             user_id=document.get("userId"),
             created_at=document["createdAt"],
             updated_at=document["updatedAt"],
+            document=document,
         )
 
 
@@ -170,6 +191,14 @@ def _allergies(values: list[str]) -> list[str]:
     return check.text_list(values, "allergies", max_items=50, max_length=200)
 
 
+def _allergy_records(records: list[AllergyInput] | None) -> Document:
+    if records is None:
+        return {}
+    if len(records) > 50:
+        raise BadUserInput("allergyRecords must have at most 50 items", field="allergyRecords")
+    return {"codedAllergies": [record.to_document() for record in records]}
+
+
 @strawberry.input
 class CreatePatientInput:
     given_name: str
@@ -179,9 +208,16 @@ class CreatePatientInput:
     contact: ContactInput | None = None
     conditions: list[str] = strawberry.field(default_factory=list)
     allergies: list[str] = strawberry.field(default_factory=list)
+    allergy_records: list[Annotated[AllergyInput, strawberry.lazy("schema.safety")]] | None = (
+        strawberry.field(
+            default=None,
+            description="Allergies with reaction, severity and status; replaces `allergies`.",
+        )
+    )
 
     def to_document(self) -> Document:
         return {
+            **_allergy_records(self.allergy_records),
             **_names(self.given_name, self.family_name),
             "birthDate": check.as_utc_midnight(check.past_date(self.birth_date, "birthDate")),
             "sex": self.sex.value,
@@ -201,6 +237,12 @@ class UpdatePatientInput:
     contact: ContactInput | None = strawberry.UNSET
     conditions: list[str] | None = strawberry.UNSET
     allergies: list[str] | None = strawberry.UNSET
+    allergy_records: list[Annotated[AllergyInput, strawberry.lazy("schema.safety")]] | None = (
+        strawberry.field(
+            default=strawberry.UNSET,
+            description="Allergies with reaction, severity and status; replaces `allergies`.",
+        )
+    )
 
     def to_changes(self) -> Document:
         changes: Document = {}
@@ -228,6 +270,8 @@ class UpdatePatientInput:
             changes["conditions"] = _conditions(self.conditions)
         if self.allergies is not strawberry.UNSET:
             changes["allergies"] = _allergies(self.allergies)
+        if self.allergy_records is not strawberry.UNSET:
+            changes.update(_allergy_records(self.allergy_records or []))
         return changes
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from bson import ObjectId
 
 from resolvers import prescriptions as resolve
+from resolvers import safety
 from schema import validation as check
 from schema.enums import DosageUnit, Frequency, PrescriptionStatus
 from schema.money import from_cents, money_cents
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
     from datasources.documents import Document
     from schema.doctor import Doctor
     from schema.patient import Patient
+    from schema.safety import (
+        AlertOverride,
+        DrugCoding,
+        MedicationAlert,
+        PrescriptionVerification,
+    )
 
 MAX_DOSE = 100_000.0
 
@@ -57,12 +64,33 @@ class Prescription:
     object_id: strawberry.Private[ObjectId]
     patient_id: strawberry.Private[ObjectId]
     doctor_id: strawberry.Private[ObjectId]
+    # The stored document, for the medication-safety fields (resolvers/safety.py).
+    document: strawberry.Private[dict[str, Any]]
 
     patient: Annotated[Patient, strawberry.lazy("schema.patient")] = strawberry.field(
         resolver=resolve.resolve_prescription_patient
     )
     doctor: Annotated[Doctor, strawberry.lazy("schema.doctor")] = strawberry.field(
         resolver=resolve.resolve_prescription_doctor
+    )
+    drug_coding: Annotated[DrugCoding, strawberry.lazy("schema.safety")] = strawberry.field(
+        resolver=safety.resolve_prescription_drug_coding,
+        description="The drug as RxNorm ingredient and ATC code; coded: false when "
+        "`drug` matched no term (kept verbatim, and reported by the safety check).",
+    )
+    verification: Annotated[PrescriptionVerification, strawberry.lazy("schema.safety")] | None = (
+        strawberry.field(
+            resolver=safety.resolve_prescription_verification,
+            description="The pharmacist's review; null for records older than it.",
+        )
+    )
+    overrides: list[Annotated[AlertOverride, strawberry.lazy("schema.safety")]] = strawberry.field(
+        resolver=safety.resolve_prescription_overrides,
+        description="Critical alerts the prescriber acknowledged, with their reasons.",
+    )
+    alerts: list[Annotated[MedicationAlert, strawberry.lazy("schema.safety")]] = strawberry.field(
+        resolver=safety.resolve_prescription_alerts,
+        description="Medication safety alerts against the patient's current record.",
     )
 
     @classmethod
@@ -85,6 +113,7 @@ class Prescription:
             status=PrescriptionStatus(document["status"]),
             created_at=document["createdAt"],
             updated_at=document["updatedAt"],
+            document=document,
         )
 
 
@@ -171,7 +200,9 @@ class PrescriptionQueries:
 @strawberry.type
 class PrescriptionMutations:
     create_prescription: Prescription | None = strawberry.field(
-        resolver=resolve.resolve_create_prescription
+        resolver=resolve.resolve_create_prescription,
+        description="Refused with SAFETY_ALERT_NOT_ACKNOWLEDGED on a critical medication "
+        "alert; `prescribe` returns the alerts as a typed result and takes acknowledgements.",
     )
     update_prescription: Prescription | None = strawberry.field(
         resolver=resolve.resolve_update_prescription

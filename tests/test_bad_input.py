@@ -1034,6 +1034,8 @@ def test_name_search_never_sends_a_control_character_to_mongodb():
     checked on the filter itself."""
     from datasources.search import name_filter
 
-    patterns = [c["searchTerms"]["$regex"] for c in name_filter("jo\x00hn\x1fsmi\tth")["$and"]]
+    filter = name_filter("jo\x00hn\x1fsmi\tth")
+    clauses = [{"searchTerms": filter["searchTerms"]}, *filter["$and"]]
+    patterns = [c["searchTerms"]["$regex"] for c in clauses]
     assert patterns == ["^jo", "^hn", "^smi", "^th"]
     assert name_filter("\x00\x01") == {}

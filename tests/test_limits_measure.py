@@ -135,3 +135,12 @@ def test_select_operation(query, name, found):
         assert operation is None
     else:
         assert operation is not None and (operation.name.value if operation.name else "") == found
+
+
+def test_a_total_count_weighs_count_weight_fields_per_parent():
+    from schema.limits import COUNT_WEIGHT
+
+    query = "{ doctors(first: 30) { nodes { appointments(first: 1) { totalCount } } } }"
+    # doctors, nodes, 30 x appointments, 30 x totalCount (a count, not a field)
+    assert measured(query).cost == 1 + 1 + 30 + 30 * COUNT_WEIGHT
+    assert measured("{ patients(first: 1) { totalCount } }").cost == 1 + COUNT_WEIGHT

@@ -108,6 +108,14 @@ MEANT_FOR: dict[str, frozenset[Caller]] = {
     "PatientChart": frozenset({DOCTOR, ADMIN, PATIENT, PHARMACIST}),
     "PrescribeMedication": frozenset({DOCTOR}),
     "PrescriptionList": frozenset({PHARMACIST, DOCTOR, PATIENT}),
+    # Medication safety: the pharmacist's screens and the doctor's prescribing.
+    "PharmacyQueue": frozenset({PHARMACIST}),
+    "MedicationProfile": frozenset({PHARMACIST, DOCTOR}),
+    "CheckMedicationSafety": frozenset({DOCTOR, PHARMACIST}),
+    "PrescribeWithOverride": frozenset({DOCTOR}),
+    "VerifyPrescription": frozenset({PHARMACIST}),
+    "RejectPrescription": frozenset({PHARMACIST}),
+    "DispensePrescription": frozenset({PHARMACIST}),
     "RefreshToken": SIGNED_IN,
     "Register": frozenset({ANONYMOUS}),
     "RescheduleAppointment": BOOKING,
@@ -139,6 +147,13 @@ RUNS_FULLY: dict[str, frozenset[Caller]] = {
     "PatientChart": frozenset({ADMIN, PATIENT, DOCTOR}),
     "PrescribeMedication": frozenset({ADMIN, DOCTOR}),
     "PrescriptionList": frozenset({ADMIN, PATIENT, DOCTOR, PHARMACIST}),
+    "PharmacyQueue": frozenset({PHARMACIST}),
+    "MedicationProfile": frozenset({ADMIN, DOCTOR, PHARMACIST}),
+    "CheckMedicationSafety": frozenset({DOCTOR, PHARMACIST}),
+    "PrescribeWithOverride": frozenset({ADMIN, DOCTOR}),
+    "VerifyPrescription": frozenset({PHARMACIST}),
+    "RejectPrescription": frozenset({PHARMACIST}),
+    "DispensePrescription": frozenset({PHARMACIST}),
     "RefreshToken": EVERYONE,
     "Register": EVERYONE,
     "RescheduleAppointment": frozenset({ADMIN, PATIENT, DOCTOR}),
@@ -717,6 +732,12 @@ for _name, _variables in {
     "PatientChart": lambda w: {"id": w.patient},
     "PrescriptionList": lambda w: {"patientId": w.patient},
     "TopDoctors": lambda w: {},
+    "PharmacyQueue": lambda w: {"first": 20},
+    "MedicationProfile": lambda w: {"id": w.patient},
+    "CheckMedicationSafety": lambda w: {
+        "patientId": w.patient,
+        "draft": {"drug": "Propranolol", "startDate": "2030-01-01"},
+    },
 }.items():
     SETUPS[_name] = reads(_variables)
 
@@ -762,6 +783,68 @@ async def _prescribe(world: World, caller: Caller):
         "indication": "Asthma",
     }
     return world.tokens[caller], {"input": prescription}
+
+
+async def _pending_prescription(world: World, *, verified: bool = False) -> str:
+    """A fresh prescription awaiting review (or already verified), for one run."""
+    data = await world.admin.data(
+        "mutation($p: ID!, $d: ID!) { prescribe(input: {patientId: $p, doctorId: $d, "
+        'drug: "Montelukast", dosage: {value: 10, unit: MG}, frequency: ONCE_DAILY, '
+        'startDate: "2030-01-01", cost: "9.00"}) { ... on Prescription { id } } }',
+        {"p": world.patient, "d": world.doctor},
+    )
+    prescription = data["prescribe"]["id"]
+    if verified:
+        await world.services.db["prescriptions"].update_one(
+            {"_id": ObjectId(prescription)}, {"$set": {"verification.status": "VERIFIED"}}
+        )
+    return prescription
+
+
+@setup("VerifyPrescription")
+async def _verify(world: World, caller: Caller):
+    return world.tokens[caller], {"id": await _pending_prescription(world)}
+
+
+@setup("RejectPrescription")
+async def _reject(world: World, caller: Caller):
+    reason = "Duplicate of an active prescription"
+    return world.tokens[caller], {"id": await _pending_prescription(world), "reason": reason}
+
+
+@setup("DispensePrescription")
+async def _dispense(world: World, caller: Caller):
+    return world.tokens[caller], {"id": await _pending_prescription(world, verified=True)}
+
+
+@setup("PrescribeWithOverride")
+async def _prescribe_with_override(world: World, caller: Caller):
+    # Propranolol with the patient's asthma: a critical contraindication, acknowledged.
+    draft = {"drug": "Propranolol", "startDate": "2030-01-01"}
+    check = await world.run(
+        "CheckMedicationSafety", world.tokens[DOCTOR], {"patientId": world.patient, "draft": draft}
+    )
+    critical = [
+        a["id"]
+        for a in check["data"]["medicationSafetyCheck"]["alerts"]
+        if a["severity"] == "CRITICAL"
+    ]
+    assert critical, check
+    prescription = {
+        "patientId": world.patient,
+        "doctorId": world.doctor,
+        "drug": "Propranolol",
+        "dosage": {"value": 40, "unit": "MG"},
+        "frequency": "TWICE_DAILY",
+        "startDate": "2030-01-01",
+        "cost": "6.00",
+        "indication": "Migraine prophylaxis",
+    }
+    acknowledgements = [
+        {"alertId": a, "reason": "SPECIALIST_ADVICE", "comment": "Cardiology agreed"}
+        for a in critical
+    ]
+    return world.tokens[caller], {"input": prescription, "acknowledgements": acknowledgements}
 
 
 @setup("Login")
