@@ -13,7 +13,8 @@ from typing import Any
 from bson import ObjectId
 
 from datasources.documents import Document, utcnow
-from datasources.pagination import Page, PageRequest, after_filter, build_page, sort_key
+from datasources.filters import merge
+from datasources.pagination import Page, PageRequest, build_page, decode_cursor, sort_key
 from datasources.prescriptions import PrescriptionStore
 
 PENDING_REVIEW, VERIFIED, REJECTED, DISPENSED = (
@@ -49,19 +50,53 @@ def _queue_filter(minimum: int) -> Document:
 async def pharmacy_queue_page(
     store: PrescriptionStore, *, request: PageRequest, minimum: int
 ) -> Page[Document]:
-    query = _queue_filter(minimum)
-    if request.after:
-        query = {
-            "$and": [
-                query,
-                after_filter(request.after, QUEUE_SORT, list_name=QUEUE_LIST, types=QUEUE_TYPES),
-            ]
-        }
+    """Worst alert first, then oldest. A later page walks the few ranks one at a time
+    from the cursor's: each query is then equalities plus one range on createdAt, which
+    the pharmacy_queue index serves on the embedded server too (an `$or` cursor filter
+    made it scan every prescription)."""
     scope = await store.scope.mongo_filter(store.collection_name)
-    if scope:
-        query = {"$and": [query, scope]}
-    cursor = store.collection.find(query).sort(list(QUEUE_SORT)).limit(request.first + 1)
-    rows = await cursor.batch_size(request.first + 2).to_list()
+    wanted = request.first + 1
+    if not request.after:
+        return _queue_page(
+            await _find(store, merge(_queue_filter(minimum), scope), wanted, QUEUE_SORT), request
+        )
+    rank, created_at, after_id = decode_cursor(
+        request.after, list_name=QUEUE_LIST, types=QUEUE_TYPES
+    )
+    cursor_key = (created_at, after_id)
+    rows: list[Document] = []
+    for current in range(rank, minimum - 1, -1):
+        query = merge({"verification.status": PENDING_REVIEW, "safety.rank": current}, scope)
+        if current == rank:
+            # Rows tied with the cursor on createdAt come back too: drop them here.
+            query = merge(query, {"createdAt": {"$gte": created_at}})
+            limit = wanted - len(rows) + _TIES
+            while True:
+                fetched = await _find(store, query, limit, _WITHIN_RANK)
+                kept = [row for row in fetched if (row["createdAt"], row["_id"]) > cursor_key]
+                if len(kept) >= wanted or len(fetched) < limit:
+                    break
+                limit *= 4
+        else:
+            kept = await _find(store, query, wanted - len(rows), _WITHIN_RANK)
+        rows += kept[: wanted - len(rows)]
+        if len(rows) >= wanted:
+            break
+    return _queue_page(rows, request)
+
+
+_TIES = 4
+_WITHIN_RANK = (("createdAt", 1), ("_id", 1))
+
+
+async def _find(
+    store: PrescriptionStore, query: Document, limit: int, sort: tuple[tuple[str, int], ...]
+) -> list[Document]:
+    cursor = store.collection.find(query).sort(list(sort)).limit(limit)
+    return await cursor.batch_size(limit + 1).to_list()
+
+
+def _queue_page(rows: list[Document], request: PageRequest) -> Page[Document]:
     return build_page(rows, request, _queue_key, list_name=QUEUE_LIST)
 
 
