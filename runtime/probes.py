@@ -31,6 +31,10 @@ _probing = _ProbeFlag()
 PROBE_TIMEOUT_S = 0.8
 
 
+# Named, so round-trip counters can tell the background probe from a request's work.
+PROBE_STATEMENT = "SELECT 1 /* caregraph dependency probe */"
+
+
 def dependency_probes(
     db: AsyncDatabase[Any], engine: AsyncEngine, redis_client: redis.Redis
 ) -> dict[str, Callable[[], Awaitable[object]]]:
@@ -42,7 +46,7 @@ def dependency_probes(
         _probing.active = True
         try:
             async with engine.connect() as connection:
-                return await connection.execute(sa.text("SELECT 1"))
+                return await connection.execute(sa.text(PROBE_STATEMENT))
         finally:
             _probing.active = False
 

@@ -33,7 +33,10 @@ from tests.support import (
 POSTGRES_ADMIN_URL = os.environ.get(
     "CAREGRAPH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
 )
-REDIS_TEST_URL = os.environ.get("CAREGRAPH_TEST_REDIS", "redis://127.0.0.1:6379/15")
+# Each pytest-xdist worker (gw0, gw1, ...) empties its own Redis database after every
+# test, so parallel workers never flush each other's data: 15, 14, ...
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_TEST_URL = os.environ.get("CAREGRAPH_TEST_REDIS", f"redis://127.0.0.1:6379/{15 - _WORKER}")
 REQUIRE_SERVICES = os.environ.get("CAREGRAPH_REQUIRE_SERVICES") == "1"
 # Demo data placed around a fixed week, so fixtures are the same on every run.
 DEMO_ANCHOR = date(2026, 3, 2)
