@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from cross_web import HTTPException
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,11 +23,15 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from audit.request import open_audit, phi_channel
 from auth import passwords
 from auth.authenticate import authenticate
 from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
 from context import Context
+from datasources.audit_log import AuditUnavailable
+from datasources.emergency import EmergencyGrantStore
+from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
@@ -118,15 +123,56 @@ class CareGraphView(GraphQL):
         )
         request_data.query = resolution.query
         context.trusted_document = resolution.trusted
+        if context.audit is not None:
+            context.audit.channel = phi_channel(request, request_data, resolution)
         result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+        await self._deliver_phi_or_refuse(context)
         if self._publicly_cacheable(request, resolution, result):
             sub_response.headers["cache-control"] = (
                 f"public, max-age={self.settings.public_cache_max_age_s}"
             )
             sub_response.headers["vary"] = "Authorization, Cookie"
         return result  # type: ignore[return-value]
+
+    async def _deliver_phi_or_refuse(self, context: Context) -> None:
+        """Fail closed: PHI leaves only after its audit record is stored and the caller
+        is within the bulk-export budget (datasources/phi_access.py)."""
+        services = self.services
+        if context.audit is None or services is None or services.audit_log is None:
+            return
+        try:
+            await finish_request(
+                buffer=context.audit,
+                log=services.audit_log,
+                scope=context.sources.patients.scope,
+                guard=services.phi_guard,
+            )
+        except AuditUnavailable as error:
+            log.error("audit write failed; PHI withheld: %s", error)
+            raise HttpError(
+                503,
+                "The audit trail is unavailable: no health data can be delivered",
+                code="AUDIT_UNAVAILABLE",
+                headers={"Retry-After": "5"},
+            ) from None
+        except BulkExportRefused:
+            raise HttpError(
+                429,
+                "Too many distinct patients' records read: the bulk-export guard "
+                "refused this request",
+                code="RATE_LIMITED",
+                headers={"Retry-After": str(self.settings.phi_read_window_s)},
+            ) from None
+        except RedisError as error:
+            log.error("bulk-export guard unavailable; PHI withheld: %s", error)
+            raise HttpError(
+                503,
+                "The access guard is unavailable: no health data can be delivered",
+                code="SERVICE_UNAVAILABLE",
+                headers={"Retry-After": "5"},
+            ) from None
 
     @staticmethod
     def _publicly_cacheable(request: Request, resolution: Resolution, result: object) -> bool:
@@ -198,11 +244,12 @@ class CareGraphView(GraphQL):
         principal, auth_error = await authenticate(
             request.headers.get("authorization"), tokens=services.tokens, users=users
         )
+        scope = AccessScope(principal, services.db)
         context = Context(
             request=request,
             response=response,
             settings=self.settings,
-            sources=services.data_sources(AccessScope(principal, services.db)),
+            sources=services.data_sources(scope),
             redis=services.redis,
             sessions=SessionService(
                 users=users,
@@ -221,6 +268,11 @@ class CareGraphView(GraphQL):
             reports=services.reports,
             report_cache=services.report_cache,
         )
+        if services.audit_log is not None:
+            context.phi = PhiStores(services.audit_log, EmergencyGrantStore(services.db))
+        if self.settings.audit_enabled and services.audit_log is not None:
+            context.audit = open_audit(request, principal)
+            scope.audit = AuditWriter(services.db, services.audit_log, context.audit, scope)
         # process_result sees the request, not the context: share the outcomes list.
         request.state.report_outcomes = context.report_outcomes
         return context

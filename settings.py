@@ -30,6 +30,19 @@ def _env_roles(name: str, default: frozenset[str]) -> frozenset[str]:
     return frozenset(role.strip().upper() for role in raw.split(",") if role.strip())
 
 
+def _env_budgets(name: str, default: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """`DOCTOR=200,ADMIN=2000`: per-role budgets; roles left out are not limited."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    pairs = []
+    for item in raw.split(","):
+        if item.strip():
+            role, _, amount = item.partition("=")
+            pairs.append((role.strip().upper(), int(amount)))
+    return tuple(pairs)
+
+
 # Which operations a deployment executes (see persisted/policy.py):
 OPEN = "open"  # any query text
 ALLOW_LIST_AUDIT = "allow-list-audit"  # any query text; ones outside queries/ are logged
@@ -98,6 +111,25 @@ class Settings:
     report_min_group_size: int = 5
     # bcrypt cost; tests lower it to keep the suite fast.
     bcrypt_rounds: int = 12
+    # PHI safeguards (README "PHI safeguards"; HIPAA 45 CFR §164.312).
+    # None: generate the audit chain's HMAC key into data_dir/audit-key (mode 0600).
+    audit_key: str | None = None
+    # Off only to measure the audit's cost (benchmarks); production never turns it off.
+    audit_enabled: bool = True
+    # Break-glass grants last this long unless revoked.
+    emergency_access_minutes: int = 60
+    # Automatic logoff: a refresh token unused this long is refused, and no session
+    # (login and its refreshes) lives longer than the absolute lifetime.
+    session_idle_timeout_s: int = 30 * 60
+    session_max_lifetime_s: int = 12 * 3600
+    # Bulk-export guard: distinct patients whose PHI one account may read per window.
+    phi_read_budgets: tuple[tuple[str, int], ...] = (
+        ("PATIENT", 20),
+        ("PHARMACIST", 500),
+        ("DOCTOR", 200),
+        ("ADMIN", 2000),
+    )
+    phi_read_window_s: int = 3600
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -169,6 +201,18 @@ class Settings:
             report_min_group_size=_env_int(
                 "CAREGRAPH_REPORT_MIN_GROUP_SIZE", defaults.report_min_group_size
             ),
+            audit_key=os.environ.get("CAREGRAPH_AUDIT_KEY") or None,
+            emergency_access_minutes=_env_int(
+                "CAREGRAPH_EMERGENCY_ACCESS_MINUTES", defaults.emergency_access_minutes
+            ),
+            session_idle_timeout_s=_env_int(
+                "CAREGRAPH_SESSION_IDLE_TIMEOUT_S", defaults.session_idle_timeout_s
+            ),
+            session_max_lifetime_s=_env_int(
+                "CAREGRAPH_SESSION_MAX_LIFETIME_S", defaults.session_max_lifetime_s
+            ),
+            phi_read_budgets=_env_budgets("CAREGRAPH_PHI_READ_BUDGETS", defaults.phi_read_budgets),
+            phi_read_window_s=_env_int("CAREGRAPH_PHI_READ_WINDOW_S", defaults.phi_read_window_s),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -15,6 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from audit.records import Action
 from datasources.pagination import Page, PageRequest, after_filter, build_page, sort_key
 from errors import NotFound
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from datasources.scope import AccessScope
 
 Document = dict[str, Any]
+# Derived fields a write changes along with the real ones: not named in audit records.
+UNAUDITED_FIELDS = frozenset({"searchTerms", "nameKey", "updatedAt", "createdAt"})
+PHI_COLLECTIONS = frozenset({"patients", "appointments", "prescriptions"})
 ChangeHook = Callable[[], Awaitable[None]]
 
 
@@ -141,12 +145,47 @@ class DocumentStore:
     async def count(self, *, filter: Document) -> int:
         return await self.collection.count_documents(await self._scoped(filter))
 
-    async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
-        now = utcnow()
-        document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
-        await self.collection.insert_one(document, session=session)
-        await self._changed(session)
+    async def _audited(
+        self,
+        action: Action,
+        fields: Sequence[str],
+        run: Callable[[AsyncClientSession | None], Awaitable[Document | None]],
+        session: AsyncClientSession | None,
+    ) -> Document | None:
+        """Run a write of PHI together with its audit record (datasources/phi_access.py):
+        in the caller's transaction, or in a transaction of its own."""
+        writer = self.scope.audit if self.collection_name in PHI_COLLECTIONS else None
+        if writer is None:
+            return await run(session)
+
+        async def work(transaction: AsyncClientSession) -> Document | None:
+            document = await run(transaction)
+            if document is not None:
+                await writer.record_write(
+                    action=action,
+                    collection=self.collection_name,
+                    document=document,
+                    fields=[f for f in fields if f not in UNAUDITED_FIELDS],
+                    session=transaction,
+                )
+            return document
+
+        if session is not None:
+            return await work(session)
+        document = await writer.committed_with(work)
+        if document is not None:
+            await self._changed()
         return document
+
+    async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
+        async def run(session: AsyncClientSession | None) -> Document:
+            now = utcnow()
+            document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
+            await self.collection.insert_one(document, session=session)
+            await self._changed(session)
+            return document
+
+        return await self._audited(Action.CREATE, list(fields), run, session)
 
     async def update(
         self,
@@ -157,23 +196,30 @@ class DocumentStore:
         session: AsyncClientSession | None = None,
     ) -> Document | None:
         """Apply `changes` atomically; None when `expect` (extra filter) no longer holds."""
-        document = await self.collection.find_one_and_update(
-            await self._scoped({"_id": id, **(expect or {})}),
-            {"$set": {**changes, "updatedAt": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        if document is None and expect is None:
-            raise NotFound(self.entity, str(id))
-        if document is not None:
-            await self._changed(session)
-        return document
+
+        async def run(session: AsyncClientSession | None) -> Document | None:
+            document = await self.collection.find_one_and_update(
+                await self._scoped({"_id": id, **(expect or {})}),
+                {"$set": {**changes, "updatedAt": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if document is None and expect is None:
+                raise NotFound(self.entity, str(id))
+            if document is not None:
+                await self._changed(session)
+            return document
+
+        return await self._audited(Action.UPDATE, list(changes), run, session)
 
     async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None):
-        document = await self.collection.find_one_and_delete(
-            await self._scoped({"_id": id}), session=session
-        )
-        if document is None:
-            raise NotFound(self.entity, str(id))
-        await self._changed(session)
-        return document
+        async def run(session: AsyncClientSession | None) -> Document:
+            document = await self.collection.find_one_and_delete(
+                await self._scoped({"_id": id}), session=session
+            )
+            if document is None:
+                raise NotFound(self.entity, str(id))
+            await self._changed(session)
+            return document
+
+        return await self._audited(Action.DELETE, [], run, session)

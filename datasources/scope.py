@@ -5,7 +5,7 @@ auth/policy.py's ROW_SCOPES; this module turns them into MongoDB filters and SQL
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from bson import ObjectId
@@ -14,6 +14,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.policy import ROW_SCOPES, Scope
 from auth.roles import Principal
 from datasources.billing_tables import bills
+from datasources.emergency import EmergencyGrantStore
+
+if TYPE_CHECKING:
+    from datasources.phi_access import AuditWriter
 
 # Matches no document: what a role without access to a collection sees.
 NOTHING: dict[str, Any] = {"_id": {"$in": []}}
@@ -29,6 +33,9 @@ class AccessScope:
     ) -> None:
         self.principal, self.db, self.unrestricted = principal, db, unrestricted
         self._related: asyncio.Task[list[ObjectId]] | None = None
+        self._grants: asyncio.Task[dict[ObjectId, ObjectId]] | None = None
+        # Writes of PHI record their audit entry through this (datasources/phi_access.py).
+        self.audit: AuditWriter | None = None
 
     @classmethod
     def system(cls) -> AccessScope:
@@ -78,4 +85,18 @@ class AccessScope:
             return []
         seen = await self.db["appointments"].distinct("patientId", {"doctorId": doctor_id})
         prescribed = await self.db["prescriptions"].distinct("patientId", {"doctorId": doctor_id})
-        return sorted(set(seen) | set(prescribed))
+        granted = await self.emergency_grants()
+        return sorted(set(seen) | set(prescribed) | set(granted))
+
+    async def emergency_grants(self) -> dict[ObjectId, ObjectId]:
+        """The calling doctor's break-glass grants in force (patient id -> grant id), read
+        once per request: they join CARE_RELATIONSHIP (datasources/emergency.py)."""
+        if self._grants is None:
+            self._grants = asyncio.ensure_future(self._load_grants())
+        return await self._grants
+
+    async def _load_grants(self) -> dict[ObjectId, ObjectId]:
+        doctor_id = self.principal.doctor_id if self.principal else None
+        if doctor_id is None or self.db is None or self.unrestricted:
+            return {}
+        return await EmergencyGrantStore(self.db).active_for(doctor_id=doctor_id)

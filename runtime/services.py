@@ -25,6 +25,7 @@ from datasources.reports import ReportStore
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
 from runtime.embedded_mongo import EmbeddedMongo
+from runtime.phi import AuditLog, BulkExportGuard, open_phi_safeguards
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class Services:
     reports: ReportStore
     report_cache: ReportCache
     embedded_mongo: EmbeddedMongo | None = None
+    # PHI safeguards: the audit log and the bulk-export guard (datasources/phi_*.py).
+    audit_log: AuditLog | None = None
+    phi_guard: BulkExportGuard | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
@@ -63,8 +67,19 @@ class Services:
             raise
         tokens = TokenService(settings, load_signing_key(settings))
         redis_client = create_redis(settings.redis_url)
-        return cls(settings, client, db, engine, redis_client, tokens, ReportStore(db, engine),
-                   ReportCache(redis_client, settings.report_cache_ttl_s), embedded)
+        services = cls(
+            settings,
+            client,
+            db,
+            engine,
+            redis_client,
+            tokens,
+            ReportStore(db, engine),
+            ReportCache(redis_client, settings.report_cache_ttl_s),
+            embedded,
+        )
+        await open_phi_safeguards(services)
+        return services
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
         return DataSources.build(

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.private import is_private
 from strawberry.utils.str_converters import to_camel_case
 
+from audit.fields import apply_audit_policy
 from auth.permissions import HasRole
 from auth.policy import ALLOWED_BEFORE_MFA, field_readers, type_readers
 from errors import CareGraphError
@@ -29,9 +30,11 @@ from schema.appointment import (
     DoctorUnavailable,
     InvalidStatusTransition,
 )
+from schema.audit import AccessLogEntry, AuditEntity, AuditEvent, AuditIntegrity, AuditQueries
 from schema.bill import Bill, BillMutations, BillQueries
 from schema.doctor import AvailabilityWindow, Doctor, DoctorMutations, DoctorQueries
 from schema.documents import PreparedDocuments
+from schema.emergency import EmergencyAccessGrant, EmergencyMutations, EmergencyQueries
 from schema.limits import OperationLimits
 from schema.patient import Address, Contact, Patient, PatientMutations, PatientQueries
 from schema.prescription import Dosage, Prescription, PrescriptionMutations, PrescriptionQueries
@@ -60,6 +63,8 @@ class Query(
     PrescriptionQueries,
     BillQueries,
     ReportQueries,
+    AuditQueries,
+    EmergencyQueries,
 ):
     pass
 
@@ -72,6 +77,7 @@ class Mutation(
     AppointmentMutations,
     PrescriptionMutations,
     BillMutations,
+    EmergencyMutations,
 ):
     pass
 
@@ -106,6 +112,11 @@ POLICED_TYPES = (
     DiseaseCost,
     ReportPrivacy,
     ReportCacheStats,
+    AuditEvent,
+    AuditEntity,
+    AuditIntegrity,
+    AccessLogEntry,
+    EmergencyAccessGrant,
 )
 
 
@@ -154,6 +165,7 @@ class CareGraphSchema(strawberry.Schema):
 
 def build_schema() -> CareGraphSchema:
     apply_access_policy(POLICED_TYPES)
+    apply_audit_policy(POLICED_TYPES)  # after: the audit sees permission denials
     return CareGraphSchema(
         query=Query,
         mutation=Mutation,
