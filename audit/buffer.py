@@ -8,6 +8,7 @@ ten field names, and a request's reads are one record.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from audit.records import Action, Actor, Channel, Entity, Outcome, build_record
@@ -18,6 +19,12 @@ class AuditBuffer:
         self.actor, self.channel = actor, channel
         self._reads: dict[tuple[str, Any], Entity] = {}
         self._denials: dict[tuple[Action, Outcome, str, str], Entity] = {}
+
+    def name_operation(self, operation: Any) -> None:
+        """The operation's name from the parsed document, when the request did not say."""
+        name = getattr(getattr(operation, "name", None), "value", None)
+        if name and self.channel.operation is None:
+            self.channel = replace(self.channel, operation=name)
 
     def read(self, resource_type: str, record_id: Any, patient_id: Any, field: str) -> None:
         """A PHI field of one record was resolved (the hot path: one dict lookup)."""

@@ -44,6 +44,8 @@ class AuditRead(FieldExtension):
         buffer = info.context.audit
         if buffer is None:
             return
+        if buffer.channel.operation is None:
+            buffer.name_operation(info.operation)
         resource, record_id, patient_id = self.subject(source)
         if denied:
             buffer.denied(
@@ -110,6 +112,9 @@ class AuditDenials(FieldExtension):
     async def resolve_async(
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
     ) -> Any:
+        buffer = info.context.audit
+        if buffer is not None and buffer.channel.operation is None:
+            buffer.name_operation(info.operation)  # writes record it too
         try:
             return await next_(source, info, **kwargs)
         except NotFound as error:

@@ -45,8 +45,8 @@ async def _seq_page(
 
 async def resolve_audit_events(
     info: Info,
-    patient_id: str | None = None,
-    actor_id: str | None = None,
+    patient_id: strawberry.ID | None = None,
+    actor_id: strawberry.ID | None = None,
     starts_from: From = None,
     before: Before = None,
     action: types.AuditAction | None = None,
