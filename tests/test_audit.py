@@ -123,7 +123,8 @@ async def test_writes_are_audited_with_the_fields_they_changed(app, services, wo
     body = await _as(
         app,
         world.tokens[Role.PATIENT],
-        """mutation($id: ID!) { updatePatient(id: $id, input: {contact: {phone: "+44 20 7946 0000"}}) { id } }""",
+        """mutation($id: ID!) {
+             updatePatient(id: $id, input: {contact: {phone: "+44 20 7946 0000"}}) { id } }""",
         {"id": world.patient["id"]},
     )
     assert "errors" not in body, body
