@@ -8,6 +8,7 @@ import logging
 import sys
 from datetime import date
 
+from runtime import phi_commands
 from settings import Settings
 
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "query manifest (for clients and routers)",
     )
     manifest.add_argument("--output", default="persisted-query-manifest.json")
+    phi_commands.add_parsers(commands)
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             output.write(schema.as_str() + "\n")
     elif args.command == "build-manifest":
         return _build_manifest(args.output, settings)
+    elif args.command == "audit":
+        return asyncio.run(phi_commands.run_audit(args, settings))
     return 0
 
 
