@@ -1,9 +1,10 @@
 """The audit log in MongoDB: append-only, numbered without gaps, HMAC-chained.
 
-No code path updates or deletes a record. Sequence numbers come from the log itself:
-a writer reads the last record, seals its records after it and inserts them; the unique
-index on `seq` makes a concurrent writer (in this process or another) that read the
-same last record fail with a duplicate key, and it retries from the new end. So seqs
+No code path updates or deletes a record. A writer reads the end of the chain (the
+authenticated tail anchor, a small document; the last record itself after a conflict),
+seals its records after it and inserts them; the unique index on `seq` makes a
+concurrent writer (in this process or another) that read the same end fail with a
+duplicate key, and it retries from the real last record. So seqs
 have no gaps and every record chains from the one really stored before it.
 A process-wide lock keeps writers of one process from racing each other at all.
 """
@@ -30,7 +31,8 @@ INDEXES = [
     IndexModel([("seq", ASCENDING)], name="seq_unique", unique=True),
     IndexModel([("patientIds", ASCENDING), ("seq", DESCENDING)], name="patient_seq"),
     IndexModel([("actor.userId", ASCENDING), ("seq", DESCENDING)], name="actor_seq"),
-    IndexModel([("recordedAt", ASCENDING)], name="recorded_at"),
+    # No index on recordedAt: each one costs every request's write, and the time filters
+    # (export, auditEvents(from, before)) are rare, administrative reads.
 ]
 
 
@@ -72,25 +74,42 @@ class AuditLog:
             raise AuditUnavailable(str(error)) from error
 
     async def _append_retrying(self, remaining: list[dict[str, Any]]) -> None:
+        from_log = False  # first trust the tail anchor: one small read
         for _ in range(MAX_ATTEMPTS):
             try:
-                await self._append_once(remaining, None)
+                await self._append_once(remaining, None, from_log=from_log)
                 return
             except BulkWriteError as error:
                 codes = {e.get("code") for e in error.details.get("writeErrors", [])}
                 if codes - {11000}:
                     raise
-                # Another writer took our first free seq; what we stored before it stays.
+                # Another writer took our first free seq (or the anchor lags behind a
+                # writer that stopped half-way): what we stored stays; read the real end.
                 remaining = remaining[error.details.get("nInserted", 0) :]
+                from_log = True
         raise AuditUnavailable("the audit log stayed contended")
 
-    async def _append_once(
-        self, records: list[dict[str, Any]], session: AsyncClientSession | None
-    ) -> None:
-        last = await self.collection.find_one(
-            {}, sort=[("seq", DESCENDING)], projection={"seq": 1, "mac": 1}, session=session
+    async def _last(
+        self, session: AsyncClientSession | None, *, from_log: bool
+    ) -> tuple[int, bytes]:
+        """The end of the chain: the tail anchor, or (after a conflict) the last record."""
+        source = self.collection if from_log else self.head
+        query = {} if from_log else {"_id": HEAD_ID}
+        last = await source.find_one(
+            query, sort=[("seq", DESCENDING)], projection={"seq": 1, "mac": 1}, session=session
         )
-        seq, previous = (last["seq"], bytes(last["mac"])) if last else (0, GENESIS_MAC)
+        if last is None and not from_log:
+            return await self._last(session, from_log=True)
+        return (last["seq"], bytes(last["mac"])) if last else (0, GENESIS_MAC)
+
+    async def _append_once(
+        self,
+        records: list[dict[str, Any]],
+        session: AsyncClientSession | None,
+        *,
+        from_log: bool = True,
+    ) -> None:
+        seq, previous = await self._last(session, from_log=from_log)
         batch = [dict(record) for record in records]
         last_mac = seal(self.key, batch, first_seq=seq + 1, previous=previous)
         try:

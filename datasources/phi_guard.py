@@ -20,13 +20,16 @@ ALARMS_KEY = "caregraph:phi-guard:alarms"
 # KEYS[1] the account's set; ARGV: now, window start, budget, ttl, patient ids...
 _ADMIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local members = {}
+for i = 5, #ARGV do members[#members + 1] = ARGV[i] end
+local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
 local fresh = 0
-for i = 5, #ARGV do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then fresh = fresh + 1 end
-end
+for i = 1, #scores do if not scores[i] then fresh = fresh + 1 end end
 local total = redis.call('ZCARD', KEYS[1]) + fresh
 if total > tonumber(ARGV[3]) then return -total end
-for i = 5, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+local pairs = {}
+for i = 1, #members do pairs[#pairs + 1] = ARGV[1]; pairs[#pairs + 1] = members[i] end
+redis.call('ZADD', KEYS[1], unpack(pairs))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return total
 """

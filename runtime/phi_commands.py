@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -57,7 +58,9 @@ async def run_audit(args: argparse.Namespace, settings: Settings) -> int:
 async def _export(log: Any, start: datetime | None, end: datetime | None, path: str | None) -> int:
     from audit.fhir import to_audit_event
 
-    output: TextIO = open(path, "w", encoding="utf-8") if path else sys.stdout  # noqa: SIM115
+    output: TextIO = (
+        await asyncio.to_thread(open, path, "w", encoding="utf-8") if path else sys.stdout
+    )
     count = 0
     try:
         async for record in log.between(start=start, end=end):

@@ -134,7 +134,7 @@ async def test_writes_are_audited_with_the_fields_they_changed(app, services, wo
 
 
 async def test_audit_failure_withholds_phi_and_commits_no_write(app, services, world, monkeypatch):
-    async def broken(self, records, session):
+    async def broken(self, records, session, **_):
         raise AutoReconnect("audit store down")
 
     monkeypatch.setattr(AuditLog, "_append_once", broken)
