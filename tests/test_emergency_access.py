@@ -71,7 +71,8 @@ async def test_a_grant_opens_one_patient_for_its_time_and_is_audited_as_emergenc
     prescribed = await _as(
         app,
         world.other_doctor_token,
-        """mutation($input: CreatePrescriptionInput!) { createPrescription(input: $input) { id } }""",
+        """mutation($input: CreatePrescriptionInput!) {
+             createPrescription(input: $input) { id } }""",
         {
             "input": {
                 "patientId": world.patient["id"],
