@@ -31,6 +31,7 @@ from auth.throttle import LoginThrottle
 from context import Context
 from datasources.audit_log import AuditUnavailable
 from datasources.emergency import EmergencyGrantStore
+from datasources.key_management import encrypt_existing
 from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
@@ -441,6 +442,10 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                 logins = describe_demo_logins(settings.data_dir)
                 if logins:
                     print(logins, flush=True)
+            if services.encryptor is not None:
+                # Plaintext PHI (demo data, records from before encryption) is encrypted
+                # by a resumable migration; a no-op once done (datasources/key_management.py).
+                await encrypt_existing(services)
             view.services = app.state.services = services
             view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
             # Everything allocated so far (modules, schema) lives as long as the process:

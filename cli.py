@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return _build_manifest(args.output, settings)
     elif args.command == "audit":
         return asyncio.run(phi_commands.run_audit(args, settings))
+    elif args.command == "keys":
+        return asyncio.run(phi_commands.run_keys(args, settings))
     return 0
 
 

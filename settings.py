@@ -130,6 +130,13 @@ class Settings:
         ("ADMIN", 2000),
     )
     phi_read_window_s: int = 3600
+    # Field-level encryption of PHI at rest (datasources/encryption.py).
+    field_encryption: bool = True
+    kms_provider: str = "local"  # local | aws | azure | gcp | kmip
+    kms_credentials: str | None = None  # JSON: the provider's credentials
+    kms_master_key: str | None = None  # JSON: the master key descriptor (not for local)
+    kms_tls_options: str | None = None  # JSON: {"kmip": {"tlsCAFile": ...}}
+    key_vault_namespace: str | None = None  # default "<database>.__keyVault"
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -213,6 +220,12 @@ class Settings:
             ),
             phi_read_budgets=_env_budgets("CAREGRAPH_PHI_READ_BUDGETS", defaults.phi_read_budgets),
             phi_read_window_s=_env_int("CAREGRAPH_PHI_READ_WINDOW_S", defaults.phi_read_window_s),
+            field_encryption=_env_bool("CAREGRAPH_FIELD_ENCRYPTION", defaults.field_encryption),
+            kms_provider=os.environ.get("CAREGRAPH_KMS_PROVIDER", defaults.kms_provider),
+            kms_credentials=os.environ.get("CAREGRAPH_KMS_CREDENTIALS") or None,
+            kms_master_key=os.environ.get("CAREGRAPH_KMS_MASTER_KEY") or None,
+            kms_tls_options=os.environ.get("CAREGRAPH_KMS_TLS_OPTIONS") or None,
+            key_vault_namespace=os.environ.get("CAREGRAPH_KEY_VAULT_NAMESPACE") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

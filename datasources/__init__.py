@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources.appointments import AppointmentStore
 from datasources.billing import BillingRepository
 from datasources.documents import ChangeHook
+from datasources.encryption import FieldEncryptor
 from datasources.people import DoctorStore, PatientStore
 from datasources.prescriptions import PrescriptionStore
 from datasources.scope import AccessScope
@@ -30,13 +31,17 @@ class DataSources:
         engine: AsyncEngine,
         scope: AccessScope,
         on_change: ChangeHook | None = None,
+        encryptor: FieldEncryptor | None = None,
     ) -> DataSources:
         """Stores that see only what `scope` allows (AccessScope.system(): everything).
         `on_change` runs after every committed write that reports depend on."""
-        return cls(
+        sources = cls(
             patients=PatientStore(db, scope),
             doctors=DoctorStore(db, scope, on_change),
             appointments=AppointmentStore(db, scope, on_change),
             prescriptions=PrescriptionStore(db, scope, on_change),
             billing=BillingRepository(engine, scope, on_change),
         )
+        # PHI fields are encrypted on write (datasources/encryption.py); reads decrypt.
+        sources.patients.encryptor = sources.appointments.encryptor = encryptor
+        return sources

@@ -20,6 +20,7 @@ from datasources.pagination import Page, PageRequest, after_filter, build_page, 
 from errors import NotFound
 
 if TYPE_CHECKING:
+    from datasources.encryption import FieldEncryptor
     from datasources.scope import AccessScope
 
 Document = dict[str, Any]
@@ -42,6 +43,9 @@ class DocumentStore:
     default_sort: Sequence[tuple[str, int]] = (("_id", 1),)
     # The Python type of each sort key, so a cursor can be checked before it is used.
     sort_types: Sequence[type] = (ObjectId,)
+
+    # Encrypts PHI fields on write (set by DataSources.build; reads decrypt by themselves).
+    encryptor: FieldEncryptor | None = None
 
     def __init__(
         self, db: AsyncDatabase, scope: AccessScope, on_change: ChangeHook | None = None
@@ -145,6 +149,11 @@ class DocumentStore:
     async def count(self, *, filter: Document) -> int:
         return await self.collection.count_documents(await self._scoped(filter))
 
+    async def _encrypted(self, fields: Document) -> Document:
+        if self.encryptor is None:
+            return fields
+        return await self.encryptor.encrypt_fields(self.collection_name, fields)
+
     async def _audited(
         self,
         action: Action,
@@ -181,7 +190,7 @@ class DocumentStore:
         async def run(session: AsyncClientSession | None) -> Document:
             now = utcnow()
             document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
-            await self.collection.insert_one(document, session=session)
+            await self.collection.insert_one(await self._encrypted(document), session=session)
             await self._changed(session)
             return document
 
@@ -200,7 +209,7 @@ class DocumentStore:
         async def run(session: AsyncClientSession | None) -> Document | None:
             document = await self.collection.find_one_and_update(
                 await self._scoped({"_id": id, **(expect or {})}),
-                {"$set": {**changes, "updatedAt": utcnow()}},
+                {"$set": {**await self._encrypted(changes), "updatedAt": utcnow()}},
                 return_document=ReturnDocument.AFTER,
                 session=session,
             )

@@ -25,7 +25,14 @@ from datasources.reports import ReportStore
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
 from runtime.embedded_mongo import EmbeddedMongo
-from runtime.phi import AuditLog, BulkExportGuard, open_phi_safeguards
+from runtime.phi import (
+    AuditLog,
+    BulkExportGuard,
+    FieldEncryptor,
+    close_phi_safeguards,
+    open_phi_safeguards,
+    phi_client_options,
+)
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,9 @@ class Services:
     # PHI safeguards: the audit log and the bulk-export guard (datasources/phi_*.py).
     audit_log: AuditLog | None = None
     phi_guard: BulkExportGuard | None = None
+    # Encrypts PHI fields on write; None with field encryption off.
+    encryptor: FieldEncryptor | None = None
+    plain_mongo_client: AsyncMongoClient | None = None  # no auto-decryption: key vault
 
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
@@ -56,7 +66,12 @@ class Services:
             # signal follows the spawning thread, and a pool thread may exit early.
             uri = embedded.start()
         try:
-            client = create_client(uri, settings, event_listeners=mongo_event_listeners or [])
+            client = create_client(
+                uri,
+                settings,
+                event_listeners=mongo_event_listeners or [],
+                **phi_client_options(settings),
+            )
             db = client[settings.mongodb_database]
             await ensure_indexes(db)
             engine = create_engine(settings.sqlalchemy_url)
@@ -78,7 +93,11 @@ class Services:
             ReportCache(redis_client, settings.report_cache_ttl_s),
             embedded,
         )
-        await open_phi_safeguards(services)
+        try:
+            await open_phi_safeguards(services, uri)
+        except BaseException:
+            await services.close()
+            raise
         return services
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
@@ -87,9 +106,11 @@ class Services:
             self.engine,
             scope or AccessScope.system(),
             on_change=self.report_cache.invalidate,
+            encryptor=self.encryptor,
         )
 
     async def close(self) -> None:
+        await close_phi_safeguards(self)
         await self.redis.aclose()
         await self.engine.dispose()
         await self.mongo_client.close()
