@@ -129,7 +129,7 @@ class CareGraphView(GraphQL):
         result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
-        await self._deliver_phi_or_refuse(context)
+        await self._deliver_phi_or_refuse(context, result)
         if self._publicly_cacheable(request, resolution, result):
             sub_response.headers["cache-control"] = (
                 f"public, max-age={self.settings.public_cache_max_age_s}"
@@ -137,13 +137,16 @@ class CareGraphView(GraphQL):
             sub_response.headers["vary"] = "Authorization, Cookie"
         return result  # type: ignore[return-value]
 
-    async def _deliver_phi_or_refuse(self, context: Context) -> None:
+    async def _deliver_phi_or_refuse(self, context: Context, result: object) -> None:
         """Fail closed: PHI leaves only after its audit record is stored and the caller
         is within the bulk-export budget (datasources/phi_access.py)."""
         services = self.services
         if context.audit is None or services is None or services.audit_log is None:
             return
         try:
+            errors = getattr(result, "errors", None) or []
+            if any(isinstance(e.original_error, AuditUnavailable) for e in errors):
+                raise AuditUnavailable("a write's audit record could not be stored")
             await finish_request(
                 buffer=context.audit,
                 log=services.audit_log,

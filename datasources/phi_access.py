@@ -80,6 +80,27 @@ class AuditWriter:
         )
         await self.log.append([record], session=session)
 
+    async def record_row_write(
+        self,
+        *,
+        action: Action,
+        resource_type: str,
+        record_id: str,
+        patient_id: str,
+        fields: Iterable[str],
+    ) -> None:
+        """A change in another store (SQL billing): its record is stored before that
+        store commits, so a failed audit write rolls the change back."""
+        entity = Entity(resource_type, record_id, patient_id, fields=set(fields))
+        record = build_record(
+            actor=self.buffer.actor,
+            channel=self.buffer.channel,
+            action=action,
+            outcome=Outcome.SUCCESS,
+            entities=[entity],
+        )
+        await self.log.append([record])
+
     async def record_event(
         self,
         *,

@@ -243,3 +243,34 @@ async def test_audit_events_filter_and_page_for_admins(app, services, world):
     # Not for anyone else.
     denied = await _as(app, world.tokens[Role.DOCTOR], query, {"p": world.patient["id"]})
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_billing_writes_are_audited_and_roll_back_without_their_record(
+    app, services, world, monkeypatch
+):
+    before = len(await audit_records(services))
+    update = """mutation($id: ID!, $paid: Boolean!) {
+      updateBill(id: $id, input: {paid: $paid}) { id paid } }"""
+    body = await _as(app, world.tokens[Role.ADMIN], update, {"id": world.bill["id"], "paid": True})
+    assert "errors" not in body, body
+    writes = [r for r in (await audit_records(services))[before:] if r["action"] == "UPDATE"]
+    assert writes and writes[0]["entities"][0]["resourceType"] == "Bill"
+    assert writes[0]["entities"][0]["patientId"] == world.patient["id"]
+
+    async def broken(self, records, session, **_):
+        raise AutoReconnect("audit store down")
+
+    monkeypatch.setattr(AuditLog, "_append_once", broken)
+    async with http_client(app, world.tokens[Role.ADMIN]) as admin:
+        response = await admin.http.post(
+            "/graphql", json={"query": update, "variables": {"id": world.bill["id"], "paid": False}}
+        )
+    assert response.status_code == 503
+    monkeypatch.undo()
+    check = await _as(
+        app,
+        world.tokens[Role.ADMIN],
+        "query($id: ID!) { bill(id: $id) { paid } }",
+        {"id": world.bill["id"]},
+    )
+    assert check["data"]["bill"]["paid"] is True, "the change committed without its record"
