@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bson import Binary
+from pymongo import UpdateOne
 from tqdm import tqdm
 
 from datasources.documents import utcnow
@@ -74,10 +75,10 @@ async def encrypt_existing(
         query = _plaintext_filter(collection)
         total = await raw.count_documents(query)
         bar = tqdm(total=total, desc=f"encrypting {collection}", disable=not progress)
+        batch: list[UpdateOne] = []
         async for document in raw.find(query).batch_size(BATCH):
-            if limit is not None and done >= limit:
-                bar.close()
-                return done
+            if limit is not None and done + len(batch) >= limit:
+                break
             condition: dict[str, Any] = {"_id": document["_id"]}
             changes: dict[str, Any] = {}
             for field in fields_of(collection):
@@ -86,10 +87,15 @@ async def encrypt_existing(
                     condition[field.path] = value
                     changes[field.path] = await encryptor.encrypt_value(value, field)
             if changes:
-                result = await raw.update_one(condition, {"$set": changes})
-                done += result.modified_count
-            bar.update(1)
+                batch.append(UpdateOne(condition, {"$set": changes}))
+            if len(batch) >= BATCH:
+                bar.update(len(batch))
+                done += await _flush(raw, batch)
+        bar.update(len(batch))
+        done += await _flush(raw, batch)
         bar.close()
+        if limit is not None and done >= limit:
+            return done
     if limit is None or done < limit:
         await _raw(services, MIGRATIONS).update_one(
             {"_id": MIGRATION_ID},
@@ -97,6 +103,15 @@ async def encrypt_existing(
             upsert=True,
         )
     return done
+
+
+async def _flush(raw: Any, batch: list[UpdateOne]) -> int:
+    """One round trip per batch; each update still conditional on its plaintext."""
+    if not batch:
+        return 0
+    result = await raw.bulk_write(batch, ordered=False)
+    batch.clear()
+    return int(result.modified_count)
 
 
 @dataclass(frozen=True)
