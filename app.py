@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from cross_web import HTTPException
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -40,7 +41,7 @@ from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
 from runtime.services import Services
-from schema import schema
+from schema import CareGraphSchema, build_schema
 from settings import Settings
 from web.graphiql import graphiql_routes, render_graphiql
 
@@ -48,7 +49,7 @@ log = logging.getLogger("caregraph")
 
 
 class CareGraphView(GraphQL):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schema: CareGraphSchema) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -328,6 +329,19 @@ def _error_response(error: HttpError) -> Response:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
+async def _routing_error(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 (no such path) and 405 (method not routed) are plain text:
+    every answer of the API is JSON with a code, so clients switch on one shape."""
+    assert isinstance(error, StarletteHTTPException)
+    code = "NOT_FOUND" if error.status_code == 404 else "BAD_REQUEST"
+    message = {404: f"No such endpoint: {request.url.path}", 405: "Method not allowed"}.get(
+        error.status_code, error.detail
+    )
+    return _error_response(
+        HttpError(error.status_code, message, code=code, headers=dict(error.headers or {}))
+    )
+
+
 class MaskedCrashes:
     """An unexpected exception anywhere becomes a masked JSON 500 with a code, inside
     SecurityHeaders, so even a crash answers with the usual headers and no details."""
@@ -428,7 +442,8 @@ class SecurityHeaders:
 
 def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) -> Starlette:
     settings = settings or Settings.from_env()
-    view = CareGraphView(settings)
+    schema = build_schema(settings)
+    view = CareGraphView(settings, schema)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -490,12 +505,13 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
-            *graphiql_routes(settings, schema_access=view.schema_access),
+            *graphiql_routes(settings, schema, schema_access=view.schema_access),
         ],
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(MaskedCrashes),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],
+        exception_handlers={StarletteHTTPException: _routing_error},
         lifespan=lifespan,
     )

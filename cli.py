@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from datetime import date
+
+import uvicorn
 
 from runtime import phi_commands
 from settings import Settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
-
     from app import create_app
 
     settings = settings.with_overrides(
@@ -28,15 +29,30 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         f"redis {'REDIS_URL' if settings.redis_url else 'in-process'})",
         flush=True,
     )
-    if settings.graphiql:
-        print(f"GraphiQL: http://{settings.host}:{settings.port}/graphql", flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
         lifespan="on",
     )
+    _AnnouncingServer(config, settings).run()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says where GraphiQL is only once the socket accepts connections: printed earlier,
+    a newcomer's first click would meet a refused connection while the database starts
+    and demo data loads."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+        super().__init__(config)
+        self.settings = settings
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.settings.graphiql:
+            address = f"http://{self.settings.host}:{self.settings.port}/graphql"
+            print(f"GraphiQL: {address}", flush=True)
 
 
 async def _demo_data(args: argparse.Namespace, settings: Settings) -> None:
@@ -116,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "export-schema":
-        from schema import schema
+        from schema import build_schema
 
         with open(args.output, "w", encoding="utf-8") as output:
-            output.write(schema.as_str() + "\n")
+            output.write(build_schema(settings).as_str() + "\n")
     elif args.command == "build-manifest":
         return _build_manifest(args.output, settings)
     elif args.command == "audit":
@@ -133,10 +149,10 @@ def _build_manifest(output_path: str, settings: Settings) -> int:
     import json
 
     from persisted.manifest import ManifestError, manifest_for
-    from schema import schema
+    from schema import build_schema
 
     try:
-        manifest = manifest_for(settings, schema._schema)
+        manifest = manifest_for(settings, build_schema(settings)._schema)
     except ManifestError as error:
         print(error, file=sys.stderr)
         return 1

@@ -105,6 +105,12 @@ class Settings:
     # Failed logins allowed per account per minute, and per client address per 15 min.
     login_failures_per_account: int = 5
     login_failures_per_ip: int = 50
+    # Sign-ups (`register` calls, each alias counting) allowed per client address per
+    # window; a hospital's shared network still gets room for a waiting room of people.
+    registrations_per_ip: int = 10
+    registration_window_s: int = 3600
+    # How long a sign-up's emailed verification code works.
+    email_verification_ttl_s: int = 24 * 3600
     # Finished report results live this long in Redis (writes invalidate them sooner).
     report_cache_ttl_s: int = 300
     # Analysts see no group of fewer distinct patients than this (k-anonymity).
@@ -200,6 +206,15 @@ class Settings:
             ),
             login_failures_per_ip=_env_int(
                 "CAREGRAPH_LOGIN_FAILURES_PER_IP", defaults.login_failures_per_ip
+            ),
+            registrations_per_ip=_env_int(
+                "CAREGRAPH_REGISTRATIONS_PER_IP", defaults.registrations_per_ip
+            ),
+            registration_window_s=_env_int(
+                "CAREGRAPH_REGISTRATION_WINDOW_S", defaults.registration_window_s
+            ),
+            email_verification_ttl_s=_env_int(
+                "CAREGRAPH_EMAIL_VERIFICATION_TTL_S", defaults.email_verification_ttl_s
             ),
             bcrypt_rounds=_env_int("CAREGRAPH_BCRYPT_ROUNDS", defaults.bcrypt_rounds),
             report_cache_ttl_s=_env_int(

@@ -137,13 +137,21 @@ class AuditDenials(FieldExtension):
 
 
 def apply_audit_policy(object_types: Iterable[type]) -> None:
-    """Attach the extensions (after the permission checks, so they see denials)."""
+    """Attach the extensions (after the permission checks, so they see denials).
+
+    Field objects are shared by every schema built from the types: earlier audit
+    extensions are removed first, so building again neither stacks nor reorders them."""
     for object_type in object_types:
         definition = object_type.__strawberry_definition__  # type: ignore[attr-defined]
         phi = PHI_FIELDS.get(definition.name, frozenset())
         for field in definition.fields:
             if is_private(field.type):
                 continue
+            field.extensions = [
+                extension
+                for extension in field.extensions
+                if not isinstance(extension, AuditRead | AuditDenials)
+            ]
             name = field.graphql_name or to_camel_case(field.python_name)
             if name in phi:
                 field.extensions.append(AuditRead(definition.name, name))

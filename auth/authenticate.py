@@ -10,7 +10,14 @@ from auth.roles import Principal, Role
 from auth.tokens import ACCESS, InvalidToken, TokenService
 from datasources.users import UserStore
 
-_STATE = {"role": 1, "disabled": 1, "tokenVersion": 1, "patientId": 1, "doctorId": 1}
+_STATE = {
+    "role": 1,
+    "disabled": 1,
+    "tokenVersion": 1,
+    "patientId": 1,
+    "doctorId": 1,
+    "revokedSessions": 1,
+}
 
 
 async def authenticate(
@@ -34,6 +41,8 @@ async def authenticate(
     user = await users.collection.find_one({"_id": user_id}, projection=_STATE)
     if user is None or user["disabled"] or user["tokenVersion"] != claims.get("ver"):
         return None, "token revoked"
+    if claims.get("sid") in (user.get("revokedSessions") or {}):
+        return None, "token revoked: its session was ended"
     return Principal(
         user_id=user_id,
         role=Role(user["role"]),

@@ -98,7 +98,7 @@ async def verify_password(password: str, hashed: str | None, *, rounds: int = 12
     if len(password) > MAX_LENGTH:
         password = password[: MAX_LENGTH + 1]  # never matches; bounds the work
     # Off the loop even the first time, when the dummy hash is computed (and cached).
-    target = hashed or await asyncio.to_thread(_dummy_hash, rounds)
+    target: str = hashed if hashed else await asyncio.to_thread(_dummy_hash, rounds)
     matches = await asyncio.to_thread(_verify, password, target)
     return matches and hashed is not None
 

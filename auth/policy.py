@@ -66,7 +66,7 @@ ROW_SCOPES: dict[str, dict[Role, Scope]] = {
 }
 
 
-def _fields(roles, names: str) -> dict[str, object]:
+def _fields(roles: Roles | Anyone, names: str) -> dict[str, Roles | Anyone]:
     return dict.fromkeys(names.split(), roles)
 
 
@@ -87,6 +87,8 @@ TYPE_READERS: dict[str, Roles | Anyone] = {
     "User": PUBLIC,
     "AuthPayload": PUBLIC,
     "MfaRequired": PUBLIC,
+    # The same neutral answer to every sign-up, taken address or not.
+    "RegistrationReceived": PUBLIC,
     "MfaEnrollment": AUTHENTICATED,
     "RecoveryCodes": AUTHENTICATED,
     # Reports: aggregates only, no patient identifiers; analysts see k-anonymised groups.
@@ -128,7 +130,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         "myAccessLog": frozenset({PATIENT}),
     },
     "Mutation": {
-        **_fields(PUBLIC, "register login refreshToken"),
+        **_fields(PUBLIC, "register verifyEmail login refreshToken"),
         **_fields(AUTHENTICATED, "logout changePassword enrollMfa confirmMfa"),
         **_fields(
             ADMIN_ONLY,
@@ -151,11 +153,11 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "Patient": {
         **_fields(
             CLINICAL_READERS,
-            "id name givenName familyName birthDate age sex conditions allergies "
-            "prescriptions createdAt updatedAt",
+            "id name givenName familyName age ageInMonths sex conditions allergies prescriptions",
         ),
-        # Pharmacists check prescriptions: no contact details, visits or billing.
-        **_fields(CARE_TEAM, "contact appointments"),
+        # Pharmacists check prescriptions (minimum necessary): the age dosing needs, not the
+        # birth date nor record dates; no contact details, visits or billing.
+        **_fields(CARE_TEAM, "birthDate createdAt updatedAt contact appointments"),
         "bills": BILLING,
         "userId": ADMIN_ONLY,
     },
@@ -193,6 +195,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "User": _fields(PUBLIC, "id email role disabled mfaEnabled patientId doctorId createdAt"),
     "AuthPayload": _fields(PUBLIC, "accessToken refreshToken expiresIn user"),
     "MfaRequired": _fields(PUBLIC, "message"),
+    "RegistrationReceived": _fields(PUBLIC, "message"),
     "MfaEnrollment": _fields(AUTHENTICATED, "secret provisioningUri"),
     "RecoveryCodes": _fields(AUTHENTICATED, "codes"),
     "TopDoctorsReport": _fields(REPORT_READERS, "rows privacy"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -15,7 +15,7 @@ from auth import logoff, mfa
 from auth.passwords import verify_password
 from auth.throttle import LoginThrottle
 from auth.tokens import REFRESH, InvalidToken, IssuedToken, TokenService
-from datasources.documents import Document
+from datasources.documents import Document, utcnow
 from datasources.users import RefreshTokenStore, UserStore
 from errors import Unauthenticated
 from settings import Settings
@@ -57,10 +57,14 @@ class SessionService:
         session_started_at: datetime | None = None,
     ) -> Session:
         user_id = str(user["_id"])
-        access = self.tokens.issue_access(
-            user_id=user_id, role=user["role"], version=user["tokenVersion"], mfa=mfa_verified
-        )
         family = family or secrets.token_urlsafe(16)
+        access = self.tokens.issue_access(
+            user_id=user_id,
+            role=user["role"],
+            version=user["tokenVersion"],
+            mfa=mfa_verified,
+            session=family,
+        )
         refresh = self.tokens.issue_refresh(
             user_id=user_id, family=family, mfa=mfa_verified, version=user["tokenVersion"]
         )
@@ -140,6 +144,14 @@ class SessionService:
             jti=claims["jti"], **logoff.refresh_conditions(self.settings)
         )
         if outcome == "replayed":
+            # The session is compromised: its access tokens stop working now too, not
+            # when they expire. Only they can carry this session id, and none is
+            # issued for it again, so remembering it for their lifetime is enough.
+            await self.users.end_session(
+                id=user_id,
+                session=claims["fam"],
+                until=utcnow() + timedelta(seconds=self.settings.access_token_ttl_s),
+            )
             raise Unauthenticated("refresh token already used: the session has been ended")
         if outcome in logoff.MESSAGES:
             raise Unauthenticated(logoff.MESSAGES[outcome])

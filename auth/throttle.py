@@ -78,3 +78,31 @@ class LoginThrottle:
             await self.redis.eval(_GIVE_BACK, 1, ip_key)
         except RedisError:
             log.exception("could not reset the login throttle")
+
+
+class RegistrationRateLimited(RateLimited):
+    def __init__(self, retry_after_s: int) -> None:
+        CareGraphError.__init__(
+            self,
+            f"too many sign-ups from this address; retry after {retry_after_s} s",
+            retryAfter=retry_after_s,
+        )
+
+
+class RegistrationThrottle:
+    """Sign-ups per client address per window. Every call counts, before any work, so
+    one request with 20 aliased `register` mutations is 20 attempts."""
+
+    def __init__(self, client: redis.Redis, *, per_ip: int, window_s: int) -> None:
+        self.redis, self.per_ip, self.window_ms = client, per_ip, window_s * 1000
+
+    async def attempt(self, *, ip: str) -> None:
+        key = f"register:ip:{ip}"
+        try:
+            count = await self.redis.eval(_COUNT_ATTEMPT, 1, key, self.window_ms)
+            if int(count) > self.per_ip:
+                ttl_ms = int(await self.redis.pttl(key))
+                raise RegistrationRateLimited(max(1, -(-ttl_ms // 1000)))
+        except RedisError:
+            # Like login: a Redis outage must not stop patients from signing up.
+            log.exception("registration throttle unavailable; allowing the attempt")

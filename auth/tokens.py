@@ -63,9 +63,20 @@ class TokenService:
         }
         return IssuedToken(jwt.encode(payload, self.key, algorithm=ALGORITHM), jti, expires)
 
-    def issue_access(self, *, user_id: str, role: str, version: int, mfa: bool) -> IssuedToken:
+    def issue_access(
+        self, *, user_id: str, role: str, version: int, mfa: bool, session: str
+    ) -> IssuedToken:
+        # `sid` names the refresh-token family (the session) the token belongs to, so
+        # ending that one session ends its access tokens too, not only its refreshes.
         return self._issue(
-            {"sub": user_id, "typ": ACCESS, "role": role, "ver": version, "mfa": mfa},
+            {
+                "sub": user_id,
+                "typ": ACCESS,
+                "role": role,
+                "ver": version,
+                "mfa": mfa,
+                "sid": session,
+            },
             timedelta(seconds=self.settings.access_token_ttl_s),
         )
 
@@ -93,5 +104,9 @@ class TokenService:
         except jwt.InvalidTokenError:
             raise InvalidToken("invalid token") from None
         if claims.get("typ") != expected_type:
-            raise InvalidToken(f"not an {expected_type} token")
+            raise InvalidToken(f"not {_article(expected_type)} {expected_type} token")
         return claims
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

@@ -59,6 +59,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("email", ASCENDING)], name="email", unique=True),
     ],
+    # One pending sign-up per address; expired ones are deleted by the server.
+    "pending_registrations": [
+        IndexModel([("email", ASCENDING)], name="email", unique=True),
+        IndexModel([("expiresAt", ASCENDING)], name="expiry", expireAfterSeconds=0),
+    ],
+    # The mail gateway drains unsent messages oldest first.
+    "outbox": [IndexModel([("sentAt", ASCENDING), ("createdAt", ASCENDING)], name="unsent")],
     "refresh_tokens": [
         IndexModel([("family", ASCENDING)], name="family"),
         IndexModel([("userId", ASCENDING)], name="user"),

@@ -68,6 +68,24 @@ class UserStore(DocumentStore):
             raise NotFound("User", str(id))
         return document
 
+    async def end_session(self, *, id: ObjectId, session: str, until: datetime) -> None:
+        """Refuse the access tokens of one session (refresh-token family) until `until`,
+        when the last of them has expired. Kept on the account, so the one read that
+        authenticates a request sees it; entries whose time has passed are dropped."""
+        now = utcnow()
+        account = await self.collection.find_one({"_id": id}, projection={"revokedSessions": 1})
+        if account is None:
+            return
+        update: Document = {"$set": {f"revokedSessions.{session}": until}}
+        expired = {
+            f"revokedSessions.{name}": ""
+            for name, ends in (account.get("revokedSessions") or {}).items()
+            if name != session and ends.replace(tzinfo=now.tzinfo) <= now
+        }
+        if expired:
+            update["$unset"] = expired
+        await self.collection.update_one({"_id": id}, update)
+
     async def link_patient(self, *, id: ObjectId, patient_id: ObjectId) -> None:
         await self.collection.update_one({"_id": id}, {"$set": {"patientId": patient_id}})
 

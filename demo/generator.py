@@ -285,7 +285,13 @@ class DemoGenerator:
         for appointment in appointments:
             if appointment["status"] != COMPLETED:
                 continue
-            paid = rng.random() < 0.7
+            paid_at = (
+                appointment["end"] + timedelta(days=rng.randint(1, 30))
+                if rng.random() < 0.7
+                else None
+            )
+            if paid_at is not None and paid_at > self.as_of:
+                paid_at = None  # not paid yet: a bill is never paid in the future
             rows.append(
                 {
                     "patient_id": str(appointment["patientId"]),
@@ -293,10 +299,8 @@ class DemoGenerator:
                     "disease": appointment["diagnosis"],
                     "total_cost_cents": rng.randint(40, 600) * 100 + rng.choice([0, 50, 99]),
                     "created_at": appointment["end"],
-                    "paid": paid,
-                    "paid_at": appointment["end"] + timedelta(days=rng.randint(1, 30))
-                    if paid
-                    else None,
+                    "paid": paid_at is not None,
+                    "paid_at": paid_at,
                 }
             )
         return rows

@@ -6,10 +6,14 @@ import strawberry
 
 from auth import mfa
 from auth.passwords import check_policy, hash_password, verify_password
+from auth.registration import INVALID_VERIFICATION, RegistrationService
 from auth.roles import Role
 from auth.sessions import SecondFactorNeeded, Session
+from auth.throttle import RegistrationThrottle
 from datasources.ids import parse_id
+from datasources.outbox import Outbox
 from datasources.pagination import PageRequest
+from datasources.registrations import PendingRegistrations
 from errors import BadUserInput, Conflict, Unauthenticated
 from resolvers.common import Info
 from schema import account as types
@@ -56,7 +60,30 @@ async def resolve_users(info: Info, role: types.Role | None = None) -> list[type
     return [types.User.from_document(document) for document in page.items]
 
 
-async def resolve_register(info: Info, input: types.RegisterInput) -> types.AuthPayload | None:
+def _registration(info: Info) -> RegistrationService:
+    context = info.context
+    assert context.system_sources is not None
+    db, settings = context.sessions.users.db, context.settings
+    return RegistrationService(
+        sessions=context.sessions,
+        system=context.system_sources,
+        pending=PendingRegistrations(db),
+        outbox=Outbox(db),
+        throttle=RegistrationThrottle(
+            context.redis,
+            per_ip=settings.registrations_per_ip,
+            window_s=settings.registration_window_s,
+        ),
+        settings=settings,
+    )
+
+
+async def resolve_register(
+    info: Info, input: types.RegisterInput
+) -> types.RegistrationReceived | None:
+    registration = _registration(info)
+    # Counted before anything else: invalid sign-ups use up the budget too.
+    await registration.throttle.attempt(ip=info.context.client_ip)
     email = _email(input.email)
     check_policy(
         input.password, context_words=[email.split("@")[0], input.given_name, input.family_name]
@@ -67,24 +94,19 @@ async def resolve_register(info: Info, input: types.RegisterInput) -> types.Auth
         birth_date=input.birth_date,
         sex=input.sex,
     ).to_document()
-    sessions, system = info.context.sessions, info.context.system_sources
-    assert system is not None
-    if await sessions.users.by_email(email=email) is not None:
-        raise Conflict("an account with this email already exists", field="email")
-    password_hash = await hash_password(input.password, rounds=info.context.settings.bcrypt_rounds)
-    patient = await system.patients.insert(fields=patient_fields)
-    try:
-        user = await sessions.users.create(
-            email=email,
-            password_hash=password_hash,
-            role=Role.PATIENT.value,
-            patient_id=patient["_id"],
-        )
-    except Conflict:
-        await system.patients.delete(id=patient["_id"])  # leave no orphan record
-        raise
-    await system.patients.update(id=patient["_id"], changes={"userId": str(user["_id"])})
-    return _payload(info, await sessions.start(user, mfa_verified=False))
+    message = await registration.register(
+        email=email, password=input.password, patient=patient_fields
+    )
+    return types.RegistrationReceived(message=message)
+
+
+async def resolve_verify_email(info: Info, email: str, code: str) -> types.AuthPayload | None:
+    if len(email) > 254 or len(code) > 64:
+        raise Unauthenticated(INVALID_VERIFICATION)
+    session = await _registration(info).verify(
+        email=email.strip().lower(), code=code, ip=info.context.client_ip
+    )
+    return _payload(info, session)
 
 
 async def resolve_login(

@@ -6,26 +6,31 @@ from typing import Annotated, Any
 
 import strawberry
 
-from auth.privacy import Disclosure, disclosure_for
+from auth.privacy import Disclosure, as_utc, disclosure_for
 from errors import BadUserInput
 from resolvers.common import Info
 from schema import report as types
 from schema import validation as check
 
+WHOLE_DAYS = " Analysts: midnight UTC only (whole days); a finer instant is BAD_USER_INPUT."
 From = Annotated[
     datetime | None,
     strawberry.argument(
-        name="from", description="Inclusive start of the period (none: from the beginning)."
+        name="from",
+        description="Inclusive start of the period (none: from the beginning)." + WHOLE_DAYS,
     ),
 ]
 Before = Annotated[
     datetime | None,
-    strawberry.argument(description="Exclusive end of the period (none: until now and beyond)."),
+    strawberry.argument(
+        description="Exclusive end of the period (none: until now and beyond)." + WHOLE_DAYS
+    ),
 ]
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    # In UTC: one period written with different offsets is one cache entry.
+    return as_utc(moment).isoformat() if moment else None
 
 
 async def _report(
@@ -47,8 +52,12 @@ async def _report(
     return result
 
 
-def _period(starts_from: datetime | None, before: datetime | None) -> None:
+def _period(info: Info, starts_from: datetime | None, before: datetime | None) -> None:
     check.date_range(starts_from, before, start_field="from", end_field="before")
+    disclosure = disclosure_for(
+        info.context.principal, k=info.context.settings.report_min_group_size
+    )
+    disclosure.check_period(**{"from": starts_from, "before": before})
 
 
 async def resolve_top_doctors(
@@ -56,7 +65,7 @@ async def resolve_top_doctors(
 ) -> types.TopDoctorsReport | None:
     if not 1 <= limit <= 100:
         raise BadUserInput("limit must be between 1 and 100", field="limit")
-    _period(starts_from, before)
+    _period(info, starts_from, before)
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:
         rows = await info.context.reports.doctor_activity(starts_from=starts_from, before=before)
@@ -84,7 +93,7 @@ async def resolve_top_doctors(
 async def resolve_disease_treatment_durations(
     info: Info, starts_from: From = None, before: Before = None
 ) -> types.DiseaseDurationsReport | None:
-    _period(starts_from, before)
+    _period(info, starts_from, before)
     # An open prescription runs until the end of the period, or the start of the current
     # hour if that is earlier: to the hour, so a cached result serves a whole hour.
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -137,7 +146,7 @@ async def resolve_monthly_appointment_trend(
 async def resolve_average_prescription_cost_by_disease(
     info: Info, starts_from: From = None, before: Before = None
 ) -> types.DiseaseCostReport | None:
-    _period(starts_from, before)
+    _period(info, starts_from, before)
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:
         reports = info.context.reports

@@ -52,6 +52,14 @@ class AuthPayload:
 
 
 @strawberry.type(
+    description="A sign-up was received. The answer is the same whether or not the address "
+    "already has an account; the address's owner is told by email which it was."
+)
+class RegistrationReceived:
+    message: str
+
+
+@strawberry.type(
     description="Password accepted; now send login again with totpCode or recoveryCode."
 )
 class MfaRequired:
@@ -99,9 +107,18 @@ class AccountQueries:
 
 @strawberry.type
 class AccountMutations:
-    register: AuthPayload | None = strawberry.field(
+    register: RegistrationReceived | None = strawberry.field(
         resolver=resolve.resolve_register,
-        description="Patients create their own account and patient record.",
+        description="Patients sign themselves up. Nothing is created until the address is "
+        "confirmed: a one-time code is emailed to it, and verifyEmail with that code "
+        "creates the account and its patient record and signs in. Each call counts against "
+        "a per-address budget (RATE_LIMITED with retryAfter once spent).",
+    )
+    verify_email: AuthPayload | None = strawberry.field(
+        resolver=resolve.resolve_verify_email,
+        description="Finishes a sign-up with the code emailed by register (valid 24 hours "
+        "by default, works once). Throttled like login; a wrong, used or expired code, and "
+        "an address with no pending sign-up, all get the same answer.",
     )
     login: LoginResult | None = strawberry.field(resolver=resolve.resolve_login)
     refresh_token: AuthPayload | None = strawberry.field(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from graphql import (
     DocumentNode,
@@ -27,10 +28,13 @@ from graphql.validation import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types import ExecutionContext
 
 CACHE_SIZE = 1000
-# graphql-core's defaults, for callers without settings (scripts, direct execution).
 DEFAULT_MAX_TOKENS = 3_000
+
+if TYPE_CHECKING:
+    from persisted.manifest import TrustedDocument
 
 _RULES = (
     *specified_rules,
@@ -68,9 +72,23 @@ def prepare_document(
 
 
 class PreparedDocuments(SchemaExtension):
+    """Parses and validates through the cache, or takes a trusted document's prepared AST.
+
+    The token limit and the introspection rule are given when the schema is built, never
+    looked up in the context: executing the bare schema applies them too."""
+
+    def __init__(
+        self,
+        *,
+        max_tokens: int,
+        introspection: bool,
+        execution_context: ExecutionContext | None = None,
+    ) -> None:
+        self.max_tokens, self.introspection = max_tokens, introspection
+
     def on_parse(self) -> Iterator[None]:
         execution = self.execution_context
-        trusted = getattr(execution.context, "trusted_document", None)
+        trusted = _trusted_document(execution)
         if trusted is not None:
             execution.graphql_document = trusted.document
         elif execution.query:
@@ -79,7 +97,7 @@ class PreparedDocuments(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         execution = self.execution_context
-        if getattr(execution.context, "trusted_document", None) is not None:
+        if _trusted_document(execution) is not None:
             execution.pre_execution_errors = []  # validated when the manifest was built
         elif execution.query:
             execution.pre_execution_errors = list(self._prepared().errors)
@@ -87,10 +105,16 @@ class PreparedDocuments(SchemaExtension):
 
     def _prepared(self) -> Prepared:
         execution = self.execution_context
-        settings = getattr(execution.context, "settings", None)
+        assert execution.query is not None
         return prepare_document(
             execution.schema._schema,
             execution.query,
-            max_tokens=settings.max_tokens if settings else DEFAULT_MAX_TOKENS,
-            introspection=settings.introspection if settings else True,
+            max_tokens=self.max_tokens,
+            introspection=self.introspection,
         )
+
+
+def _trusted_document(execution: ExecutionContext) -> TrustedDocument | None:
+    """The trusted document the view resolved for this request (app.py), if any. A
+    context without the attribute (direct execution) runs nothing unvalidated."""
+    return getattr(execution.context, "trusted_document", None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     DocumentNode,
@@ -34,12 +34,16 @@ from graphql import (
     value_from_ast_untyped,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 PAGE_ARGUMENTS = ("first", "limit")
 # Estimates saturate here. Nested lists multiply (100^n for n default pages), and an
 # integer over 64 bits in the error's `measured` made orjson fail the response: a 500.
 # 2^53 - 1 is also the largest integer every JSON client reads exactly.
 COST_CEILING = 2**53 - 1
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Limits:
     page_size_max: int
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Limits:
+    def from_settings(cls, settings: Settings) -> Limits:
         return cls(
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
@@ -290,11 +294,17 @@ class OperationLimits(SchemaExtension):
     """Refuses an operation over any limit once it is valid, so no resolver runs.
 
     It runs per request, not inside the cached validation: page sizes often arrive as
-    variables, and the limits come from the deployment's settings in the context.
+    variables. The limits are given when the schema is built (build_schema(settings)),
+    never looked up in the context, so executing the bare schema enforces them too.
     It must follow PreparedDocuments in the schema's extensions: that one validates
     before yielding, and Strawberry stops on validation errors before any hook's code
     after `yield` would run.
     """
+
+    def __init__(
+        self, *, limits: Limits, execution_context: ExecutionContext | None = None
+    ) -> None:
+        self.limits = limits
 
     def on_validate(self) -> Iterator[None]:
         execution = self.execution_context
@@ -302,22 +312,18 @@ class OperationLimits(SchemaExtension):
             self._check(execution)
         yield
 
-    @staticmethod
-    def _check(execution: Any) -> None:
-        settings = getattr(execution.context, "settings", None)
-        if settings is None:
-            return
+    def _check(self, execution: ExecutionContext) -> None:
+        assert execution.graphql_document is not None
         operation = select_operation(execution.graphql_document, execution.operation_name)
         if operation is None:
             return  # graphql-core reports the missing or ambiguous operation itself
-        limits = Limits.from_settings(settings)
         measurement = measure(
             execution.schema._schema,
             execution.graphql_document,
             operation,
             variables=execution.variables,
-            limits=limits,
+            limits=self.limits,
         )
-        errors = limit_errors(measurement, limits)
+        errors = limit_errors(measurement, self.limits)
         if errors:
             execution.pre_execution_errors = errors

@@ -20,6 +20,13 @@ if TYPE_CHECKING:
     from schema.prescription import Prescription
 
 
+def whole_months_between(born: date, today: date) -> int:
+    """Completed months from `born` to `today`: a month completes on the same day of the
+    month, the convention `age` uses for years (so age == ageInMonths // 12)."""
+    months = (today.year - born.year) * 12 + today.month - born.month
+    return max(months - (today.day < born.day), 0)
+
+
 @strawberry.type
 class Address:
     line1: str | None
@@ -44,7 +51,9 @@ class Patient:
     id: strawberry.ID
     given_name: str
     family_name: str
-    birth_date: date
+    # Nullable: roles that may not read them (pharmacists) get null and a FORBIDDEN
+    # error for the field alone, and the rest of the patient still arrives.
+    birth_date: date | None
     sex: Sex
     contact: Contact | None = strawberry.field(
         description="Not shown to pharmacists (null with a FORBIDDEN error)."
@@ -52,9 +61,10 @@ class Patient:
     conditions: list[str] = strawberry.field(description="Diagnosed conditions (diseases).")
     allergies: list[str]
     user_id: strawberry.ID | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime | None
+    updated_at: datetime | None
     object_id: strawberry.Private[ObjectId]
+    born: strawberry.Private[date]
 
     @strawberry.field(description="Given and family name.")
     def name(self) -> str:
@@ -62,9 +72,14 @@ class Patient:
 
     @strawberry.field(description="Age in whole years today (UTC).")
     def age(self) -> int:
-        today = datetime.now(UTC).date()
-        born = self.birth_date
-        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return self.age_in_months() // 12
+
+    @strawberry.field(
+        description="Age in whole months today (UTC), for paediatric dosing: what a pharmacist "
+        "sees instead of the birth date."
+    )
+    def age_in_months(self) -> int:
+        return whole_months_between(self.born, datetime.now(UTC).date())
 
     appointments: (
         Connection[Annotated[Appointment, strawberry.lazy("schema.appointment")]] | None
@@ -86,6 +101,7 @@ class Patient:
             given_name=document["givenName"],
             family_name=document["familyName"],
             birth_date=document["birthDate"].date(),
+            born=document["birthDate"].date(),
             sex=Sex(document["sex"]),
             contact=Contact(
                 phone=contact.get("phone"),

@@ -13,6 +13,12 @@ from schema.enums import Specialty
 from schema.money import CENT
 
 JSON = dict[str, Any]
+# Said on every report with a period: why analysts may not pass finer instants.
+ANALYST_DAYS = (
+    " Analysts (not administrators) may pass only midnight UTC for `from` and `before`, "
+    "so two periods differ by whole days at least and comparing them cannot isolate one "
+    "appointment, prescription or bill; a finer instant is refused with BAD_USER_INPUT."
+)
 
 
 def _money(cents: float | None) -> Decimal | None:
@@ -186,7 +192,7 @@ class ReportQueries:
     top_doctors: TopDoctorsReport | None = strawberry.field(
         resolver=resolve.resolve_top_doctors,
         description="Doctors ranked by distinct patients, then appointments (not "
-        "cancelled), for appointments starting in [from, before).",
+        "cancelled), for appointments starting in [from, before)." + ANALYST_DAYS,
     )
     disease_treatment_durations: DiseaseDurationsReport | None = strawberry.field(
         resolver=resolve.resolve_disease_treatment_durations,
@@ -196,11 +202,12 @@ class ReportQueries:
         "for it, to the latest end of those (a prescription without an end date "
         "runs until `before`, or the start of the current hour if earlier, but never ends before "
         "it starts). Only appointments and "
-        "prescriptions starting in [from, before) count.",
+        "prescriptions starting in [from, before) count." + ANALYST_DAYS,
     )
     monthly_appointment_trend: MonthlyTrendReport | None = strawberry.field(
         resolver=resolve.resolve_monthly_appointment_trend,
-        description="Per calendar month (UTC) of the year: appointments starting in it, by status.",
+        description="Per calendar month (UTC) of the year: appointments starting in it, by "
+        "status. Its only period is the calendar month, for analysts and administrators.",
     )
     average_prescription_cost_by_disease: DiseaseCostReport | None = strawberry.field(
         resolver=resolve.resolve_average_prescription_cost_by_disease,
@@ -208,7 +215,7 @@ class ReportQueries:
         "started in [from, before) (MongoDB), beside the average total of bills "
         "for visits that diagnosed it, billed in [from, before) (SQL billing; a "
         "bill names its patient and appointment). A side whose patients are "
-        "too few for an analyst to see is null.",
+        "too few for an analyst to see is null." + ANALYST_DAYS,
     )
     report_cache_stats: ReportCacheStats | None = strawberry.field(
         resolver=resolve.resolve_report_cache_stats

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -11,6 +12,9 @@ import httpx
 from pymongo import monitoring
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schema import CareGraphSchema, build_schema
+from settings import Settings
 
 # Commands that read or write data; handshakes, heartbeats and session cleanup are not
 # part of answering a query.
@@ -26,6 +30,13 @@ DATA_COMMANDS = {
     "findAndModify",
     "distinct",
 }
+
+
+@functools.cache
+def default_schema() -> CareGraphSchema:
+    """The schema built with default settings, for tests that inspect its types or SDL
+    (none of which depend on settings)."""
+    return build_schema(Settings())
 
 
 class MongoCommandCounter(monitoring.CommandListener):
@@ -103,7 +114,11 @@ async def issue_token(services, role, *, patient_id=None, doctor_id=None, mfa=Tr
         doctor_id=doctor_id,
     )
     return services.tokens.issue_access(
-        user_id=str(user["_id"]), role=role.value, version=user["tokenVersion"], mfa=mfa
+        user_id=str(user["_id"]),
+        role=role.value,
+        version=user["tokenVersion"],
+        mfa=mfa,
+        session="test-session",
     ).token
 
 

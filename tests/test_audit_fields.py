@@ -8,9 +8,9 @@ from graphql import GraphQLObjectType, get_named_type
 
 from auth.policy import FIELDS, PHI_FIELDS, Anyone, field_readers
 from auth.roles import Role
-from schema import schema
 from tests.conftest import http_client
 from tests.phi_support import build_world
+from tests.support import default_schema
 
 # How a test reaches an object of each PHI-bearing type, and the roles each step admits.
 PATHS = {
@@ -26,6 +26,7 @@ PATHS = {
     "Bill": ("bill", ["Query.bill"], "{}"),
 }
 PREFIX = {"Contact": "contact.", "Address": "contact.address."}
+schema = default_schema()
 
 
 def _roles(step: str) -> frozenset[Role]:

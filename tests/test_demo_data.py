@@ -58,6 +58,21 @@ def test_bills_belong_to_completed_appointments_of_the_same_patient():
         assert bill["total_cost_cents"] >= 0
 
 
+def test_no_bill_is_paid_in_the_future():
+    """Paid dates fall between the visit and the data's "now" (the anchor): 130 demo
+    bills used to be paid after today."""
+    generator = DemoGenerator(seed=6, size=SIZES["small"], anchor=ANCHOR)
+    appointments = generator.appointments(generator.patients(), generator.doctors())
+    bills = generator.bills([], appointments)
+    paid = [bill for bill in bills if bill["paid"]]
+    assert paid and len(paid) < len(bills)
+    by_id = {str(a["_id"]): a for a in appointments}
+    for bill in bills:
+        assert bill["paid"] == (bill["paid_at"] is not None)
+        if bill["paid"]:
+            assert by_id[bill["appointment_id"]]["end"] < bill["paid_at"] <= generator.as_of
+
+
 def test_prescriptions_come_from_doctors_the_patient_has_seen():
     data = _generate(8)
     seen = {

@@ -24,10 +24,11 @@ from strawberry.printer import print_schema
 
 from app import create_app
 from auth.roles import Role
-from schema import schema
 from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY, Settings
-from tests.support import issue_token, serving_on_loopback
+from tests.support import default_schema, issue_token, serving_on_loopback
 from web.graphiql import render_graphiql
+
+schema = default_schema()
 
 CHROMIUM = os.environ.get("CAREGRAPH_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_INSTALLED = Path(CHROMIUM).exists()

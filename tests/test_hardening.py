@@ -42,14 +42,16 @@ from app import create_app
 from auth.roles import Role
 from datasources.people import PatientStore
 from runtime.services import Services
-from schema import schema
 from settings import Settings
 from tests.support import (
     MongoCommandCounter,
     SqlStatementCounter,
+    default_schema,
     issue_token,
     settings_for_test,
 )
+
+schema = default_schema()
 
 with warnings.catch_warnings():
     # Starlette would rather drive its TestClient with httpx2; httpx is what is installed.
@@ -990,9 +992,7 @@ async def test_security_headers_on_every_response(world):
         assert headers == SECURITY_HEADERS, (name, response.status_code, headers)
 
 
-async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(
-    world, monkeypatch
-):
+async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(world, monkeypatch):
     """Not a resolver error (those are masked in the response): the view itself fails."""
     from app import CareGraphView
 

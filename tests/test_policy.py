@@ -20,10 +20,11 @@ from graphql.pyutils import Undefined
 
 from auth.policy import PUBLIC, Anyone, field_readers, type_readers
 from auth.roles import Role
-from schema import schema
 from tests.conftest import http_client
 from tests.factories import ALL_WEEK, future_slot, iso
-from tests.support import issue_token
+from tests.support import default_schema, issue_token
+
+schema = default_schema()
 
 GRAPHQL = schema._schema
 OBJECT_TYPES = {
@@ -320,3 +321,24 @@ async def test_every_mutation_for_every_role_over_http(app, services, world, fie
                 body,
             )
     assert roles is PUBLIC or isinstance(roles, frozenset)
+
+
+# -- the README's copy of the table ---------------------------------------------------------
+
+
+def test_the_readme_role_table_is_the_policy_table():
+    from auth import policy_doc
+
+    assert policy_doc.readme_block(policy_doc.README.read_text()) == policy_doc.render(), (
+        "README.md's role table is stale: run `.venv/bin/python -m auth.policy_doc`"
+    )
+
+
+def test_the_readme_role_table_follows_a_policy_change(monkeypatch):
+    from auth import policy, policy_doc
+
+    monkeypatch.setitem(policy.FIELDS["Patient"], "age", frozenset({Role.ADMIN}))
+    pharmacist = next(
+        line for line in policy_doc.render().splitlines() if line.startswith("| PHARMACIST")
+    )
+    assert "`Patient.age`" in pharmacist

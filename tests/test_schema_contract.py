@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from graphql import parse, validate
 
-from schema import schema
+from tests.support import default_schema
+
+schema = default_schema()
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY_FILES = sorted((ROOT / "queries").glob("*.graphql"))

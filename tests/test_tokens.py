@@ -146,7 +146,11 @@ async def user(users) -> dict:
 @pytest.fixture
 def valid_token(services, user) -> str:
     return services.tokens.issue_access(
-        user_id=str(user["_id"]), role=user["role"], version=user["tokenVersion"], mfa=True
+        user_id=str(user["_id"]),
+        role=user["role"],
+        version=user["tokenVersion"],
+        mfa=True,
+        session="test-session",
     ).token
 
 
@@ -386,7 +390,11 @@ async def test_token_issued_before_the_version_bump_is_refused(
     if action != "disableUser":
         # Refused because of the version, not because the account became unusable.
         fresh = services.tokens.issue_access(
-            user_id=str(user["_id"]), role=after["role"], version=after["tokenVersion"], mfa=True
+            user_id=str(user["_id"]),
+            role=after["role"],
+            version=after["tokenVersion"],
+            mfa=True,
+            session="test-session",
         )
         await assert_accepted(app, fresh.token, user)
 

@@ -51,11 +51,11 @@ from auth.policy import ALLOWED_BEFORE_MFA, Anyone, field_readers, type_readers
 from auth.roles import Role
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
-from schema import POLICED_TYPES, ROOT_TYPES, _graphql_name, schema
+from schema import POLICED_TYPES, ROOT_TYPES, _graphql_name
 from settings import PERSISTED_ONLY
 from tests.conftest import http_client
 from tests.factories import ALL_WEEK, future_slot, iso
-from tests.support import GraphQLClient, issue_token, settings_for_test
+from tests.support import GraphQLClient, default_schema, issue_token, settings_for_test
 
 PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN = (
     Role.PATIENT,
@@ -113,6 +113,7 @@ MEANT_FOR: dict[str, frozenset[Caller]] = {
     "Register": frozenset({ANONYMOUS}),
     "RescheduleAppointment": BOOKING,
     "TopDoctors": REPORTS,
+    "VerifyEmail": frozenset({ANONYMOUS}),
 }
 
 # Who can run each document with no field refused, as the policy stands (computed below
@@ -144,6 +145,7 @@ RUNS_FULLY: dict[str, frozenset[Caller]] = {
     "Register": EVERYONE,
     "RescheduleAppointment": frozenset({ADMIN, PATIENT, DOCTOR}),
     "TopDoctors": REPORTS,
+    "VerifyEmail": EVERYONE,
 }
 
 # Roles a document is meant for that get it only in part: the listed fields come back
@@ -151,10 +153,14 @@ RUNS_FULLY: dict[str, frozenset[Caller]] = {
 # accident: a pharmacist checks prescriptions against the chart's allergies and
 # conditions but sees no contact details and no visits (auth/policy.py, Patient).
 PARTIAL: dict[str, dict[Caller, frozenset[str]]] = {
-    "PatientChart": {PHARMACIST: frozenset({"patient.contact", "patient.appointments"})},
+    # Minimum necessary: pharmacists check with the age, not the birth date.
+    "PatientChart": {
+        PHARMACIST: frozenset({"patient.birthDate", "patient.contact", "patient.appointments"})
+    },
 }
 
 QUERIES = Path(__file__).resolve().parent.parent / "queries"
+schema = default_schema()
 GRAPHQL = schema._schema
 ROOTS = {"query": GRAPHQL.query_type, "mutation": GRAPHQL.mutation_type}
 
@@ -475,7 +481,7 @@ def test_a_narrowed_nested_field_shows_in_the_tables(monkeypatch):
     assert partial_runs(table, MEANT_FOR)["PatientChart"] == {
         "PATIENT": ["patient.contact"],
         "DOCTOR": ["patient.contact"],
-        "PHARMACIST": ["patient.appointments", "patient.contact"],
+        "PHARMACIST": ["patient.appointments", "patient.birthDate", "patient.contact"],
     }
     assert not policy_gaps(table, MEANT_FOR)  # ADMIN still runs it fully
 
@@ -489,7 +495,8 @@ def test_a_refused_non_null_field_empties_its_parent(monkeypatch):
         prefix.format("PATIENT") + "patient.name (Patient.name)",
         prefix.format("DOCTOR") + "patient.name (Patient.name)",
         prefix.format("PHARMACIST") + "patient.appointments (Patient.appointments), "
-        "patient.contact (Patient.contact), patient.name (Patient.name)",
+        "patient.birthDate (Patient.birthDate), patient.contact (Patient.contact), "
+        "patient.name (Patient.name)",
     ]
 
 
@@ -586,6 +593,7 @@ class World:
             role=role.value,
             version=user["tokenVersion"],
             mfa=caller is not ADMIN_BEFORE_MFA,
+            session="test-session",
         ).token
         return user, token
 
@@ -771,6 +779,16 @@ async def _register(world: World, caller: Caller):
     person = {"givenName": "Reg", "familyName": "Istered", "birthDate": "1990-05-05"}
     email = f"new-{uuid.uuid4().hex[:8]}@example.org"
     return None, {"input": {"email": email, "password": _password(), **person, "sex": "MALE"}}
+
+
+@setup("VerifyEmail")
+async def _verify_email(world: World, caller: Caller):
+    token, variables = await _register(world, caller)
+    signed_up = await world.run("Register", token, variables)
+    assert signed_up["data"]["register"]["message"], signed_up
+    email = variables["input"]["email"]
+    mail = await world.services.db["outbox"].find_one({"to": email, "template": "verify-email"})
+    return None, {"email": email, "code": mail["data"]["code"]}
 
 
 @setup("RefreshToken")

@@ -25,7 +25,7 @@ from starlette.types import Scope
 from strawberry.printer import print_schema
 
 from errors import HttpError
-from schema import schema
+from schema import CareGraphSchema
 from settings import Settings
 
 # The app runs from the checkout (`pip install -e .`): the assets sit beside web/.
@@ -77,13 +77,15 @@ def render_graphiql(login_document_id: str | None, *, schema_needs_token: bool =
     )
 
 
-def graphiql_routes(settings: Settings, *, schema_access: SchemaAccess) -> list[BaseRoute]:
+def graphiql_routes(
+    settings: Settings, schema: CareGraphSchema, *, schema_access: SchemaAccess
+) -> list[BaseRoute]:
     """The page's assets and schema SDL; nothing at all when GraphiQL is turned off.
     The SDL goes only to requests schema_access lets through; every answer is no-store
     (the app's default), and one that depends on the token says so with Vary."""
     if not settings.graphiql:
         return []
-    sdl = _schema_sdl()
+    sdl = print_schema(schema) + "\n"
     vary = {} if settings.introspection else {"vary": "Authorization"}
 
     async def schema_sdl(request: Request) -> Response:
@@ -120,8 +122,3 @@ def _page_template() -> Template:
 @functools.cache
 def _login_document() -> str:
     return LOGIN_DOCUMENT.read_text()
-
-
-@functools.cache
-def _schema_sdl() -> str:
-    return print_schema(schema) + "\n"
