@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -22,6 +23,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from audit.request import open_audit, phi_channel
 from auth import passwords
 from auth.authenticate import authenticate
 from auth.sessions import SessionService
@@ -30,8 +32,12 @@ from backup.alarms import IntegrityAlarms
 from backup.schedule import BackupScheduler
 from cds.service import cds_routes
 from context import Context
+from datasources.audit_log import AuditUnavailable
 from datasources.data_migrations import apply_data_migrations
+from datasources.emergency import EmergencyGrantStore
 from datasources.integrity_alarms import IntegrityAlarmStore
+from datasources.key_management import encrypt_existing
+from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
@@ -145,6 +151,8 @@ class CareGraphView(GraphQL):
         )
         request_data.query = resolution.query
         context.trusted_document = resolution.trusted
+        if context.audit is not None:
+            context.audit.channel = phi_channel(request, request_data, resolution)
         result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
@@ -163,12 +171,54 @@ class CareGraphView(GraphQL):
             self.services, result, sub_response.headers
         ):
             sub_response.status_code = 503
+        await self._deliver_phi_or_refuse(context, result)
         if self._publicly_cacheable(request, resolution, result):
             sub_response.headers["cache-control"] = (
                 f"public, max-age={self.settings.public_cache_max_age_s}"
             )
             sub_response.headers["vary"] = "Authorization, Cookie"
         return result  # type: ignore[return-value]
+
+    async def _deliver_phi_or_refuse(self, context: Context, result: object) -> None:
+        """Fail closed: PHI leaves only after its audit record is stored and the caller
+        is within the bulk-export budget (datasources/phi_access.py)."""
+        services = self.services
+        if context.audit is None or services is None or services.audit_log is None:
+            return
+        try:
+            errors = getattr(result, "errors", None) or []
+            if any(isinstance(e.original_error, AuditUnavailable) for e in errors):
+                raise AuditUnavailable("a write's audit record could not be stored")
+            await finish_request(
+                buffer=context.audit,
+                log=services.audit_log,
+                scope=context.sources.patients.scope,
+                guard=services.phi_guard,
+            )
+        except AuditUnavailable as error:
+            log.error("audit write failed; PHI withheld: %s", error)
+            raise HttpError(
+                503,
+                "The audit trail is unavailable: no health data can be delivered",
+                code="AUDIT_UNAVAILABLE",
+                headers={"Retry-After": "5"},
+            ) from None
+        except BulkExportRefused:
+            raise HttpError(
+                429,
+                "Too many distinct patients' records read: the bulk-export guard "
+                "refused this request",
+                code="RATE_LIMITED",
+                headers={"Retry-After": str(self.settings.phi_read_window_s)},
+            ) from None
+        except RedisError as error:
+            log.error("bulk-export guard unavailable; PHI withheld: %s", error)
+            raise HttpError(
+                503,
+                "The access guard is unavailable: no health data can be delivered",
+                code="SERVICE_UNAVAILABLE",
+                headers={"Retry-After": "5"},
+            ) from None
 
     @staticmethod
     def _publicly_cacheable(request: Request, resolution: Resolution, result: object) -> bool:
@@ -271,6 +321,11 @@ class CareGraphView(GraphQL):
             knowledge=services.knowledge,
             safety=services.safety(scope),
         )
+        if services.audit_log is not None:
+            context.phi = PhiStores(services.audit_log, EmergencyGrantStore(services.db))
+        if self.settings.audit_enabled and services.audit_log is not None:
+            context.audit = open_audit(request, principal)
+            scope.audit = AuditWriter(services.db, services.audit_log, context.audit, scope)
         # process_result sees the request, not the context: share the outcomes list.
         request.state.report_outcomes = context.report_outcomes
         return context
@@ -456,6 +511,10 @@ def create_app(settings: Settings | None = None, *, mongo_event_listeners=None) 
                     print(logins, flush=True)
             # Existing documents get coded clinical data (datasources/data_migrations.py).
             await apply_data_migrations(services.db, services.knowledge)
+            if services.encryptor is not None:
+                # Plaintext PHI (demo data, records from before encryption) is encrypted
+                # by a resumable migration; a no-op once done (datasources/key_management.py).
+                await encrypt_existing(services)
             view.services = app.state.services = services
             view.persisted.apq = ApqStore(services.redis, ttl_s=settings.apq_ttl_s)
             # Scheduled backups and the periodic integrity check (backup/schedule.py).

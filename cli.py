@@ -10,6 +10,7 @@ from datetime import date
 
 import uvicorn
 
+from runtime import phi_commands
 from settings import Settings
 
 
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest.add_argument("--output", default="persisted-query-manifest.json")
     from backup.cli import add_backup_commands, run_backup
 
+    phi_commands.add_parsers(commands)
     add_backup_commands(commands)
     knowledge = commands.add_parser("knowledge", help="the medication knowledge base")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
@@ -170,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         return _build_manifest(args.output, settings)
     elif args.command == "backup":
         return run_backup(args, settings)
+    elif args.command == "audit":
+        return asyncio.run(phi_commands.run_audit(args, settings))
+    elif args.command == "keys":
+        return asyncio.run(phi_commands.run_keys(args, settings))
     return 0
 
 

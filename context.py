@@ -9,11 +9,13 @@ import redis.asyncio as redis
 from starlette.requests import Request
 from starlette.responses import Response
 
+from audit.buffer import AuditBuffer
 from auth.roles import Principal
 from auth.sessions import SessionService
 from datasources import DataSources
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.loaders import Loaders
+from datasources.phi_access import PhiStores
 from datasources.report_cache import CacheOutcome, ReportCache
 from datasources.reports import ReportStore
 from settings import Settings
@@ -53,6 +55,11 @@ class Context:
     # `principal` like `sources`.
     knowledge: KnowledgeBase | None = None
     safety: SafetyService | None = None
+    # PHI reads and denied attempts of this request, written as audit records once,
+    # before the response leaves (audit/buffer.py; None with auditing off).
+    audit: AuditBuffer | None = None
+    # The audit log and break-glass grants, for the resolvers that read them.
+    phi: PhiStores | None = None
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 

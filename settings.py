@@ -33,6 +33,19 @@ def _env_roles(name: str, default: frozenset[str]) -> frozenset[str]:
     return frozenset(role.strip().upper() for role in raw.split(",") if role.strip())
 
 
+def _env_budgets(name: str, default: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """`DOCTOR=200,ADMIN=2000`: per-role budgets; roles left out are not limited."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    pairs = []
+    for item in raw.split(","):
+        if item.strip():
+            role, _, amount = item.partition("=")
+            pairs.append((role.strip().upper(), int(amount)))
+    return tuple(pairs)
+
+
 # Which operations a deployment executes (see persisted/policy.py):
 OPEN = "open"  # any query text
 ALLOW_LIST_AUDIT = "allow-list-audit"  # any query text; ones outside queries/ are logged
@@ -122,6 +135,32 @@ class Settings:
     bcrypt_rounds: int = 12
     # Resilience, metrics and backups (runtime/ops_settings.py).
     ops: OpsSettings = field(default_factory=OpsSettings)
+    # PHI safeguards (README "PHI safeguards"; HIPAA 45 CFR §164.312).
+    # None: generate the audit chain's HMAC key into data_dir/audit-key (mode 0600).
+    audit_key: str | None = None
+    # Off only to measure the audit's cost (benchmarks); production never turns it off.
+    audit_enabled: bool = True
+    # Break-glass grants last this long unless revoked.
+    emergency_access_minutes: int = 60
+    # Automatic logoff: a refresh token unused this long is refused, and no session
+    # (login and its refreshes) lives longer than the absolute lifetime.
+    session_idle_timeout_s: int = 30 * 60
+    session_max_lifetime_s: int = 12 * 3600
+    # Bulk-export guard: distinct patients whose PHI one account may read per window.
+    phi_read_budgets: tuple[tuple[str, int], ...] = (
+        ("PATIENT", 20),
+        ("PHARMACIST", 500),
+        ("DOCTOR", 200),
+        ("ADMIN", 2000),
+    )
+    phi_read_window_s: int = 3600
+    # Field-level encryption of PHI at rest (datasources/encryption.py).
+    field_encryption: bool = True
+    kms_provider: str = "local"  # local | aws | azure | gcp | kmip
+    kms_credentials: str | None = None  # JSON: the provider's credentials
+    kms_master_key: str | None = None  # JSON: the master key descriptor (not for local)
+    kms_tls_options: str | None = None  # JSON: {"kmip": {"tlsCAFile": ...}}
+    key_vault_namespace: str | None = None  # default "<database>.__keyVault"
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -207,6 +246,24 @@ class Settings:
             if os.environ.get("CAREGRAPH_KNOWLEDGE_DIR")
             else None,
             cds_clients_json=os.environ.get("CAREGRAPH_CDS_CLIENTS") or "{}",
+            audit_key=os.environ.get("CAREGRAPH_AUDIT_KEY") or None,
+            emergency_access_minutes=_env_int(
+                "CAREGRAPH_EMERGENCY_ACCESS_MINUTES", defaults.emergency_access_minutes
+            ),
+            session_idle_timeout_s=_env_int(
+                "CAREGRAPH_SESSION_IDLE_TIMEOUT_S", defaults.session_idle_timeout_s
+            ),
+            session_max_lifetime_s=_env_int(
+                "CAREGRAPH_SESSION_MAX_LIFETIME_S", defaults.session_max_lifetime_s
+            ),
+            phi_read_budgets=_env_budgets("CAREGRAPH_PHI_READ_BUDGETS", defaults.phi_read_budgets),
+            phi_read_window_s=_env_int("CAREGRAPH_PHI_READ_WINDOW_S", defaults.phi_read_window_s),
+            field_encryption=_env_bool("CAREGRAPH_FIELD_ENCRYPTION", defaults.field_encryption),
+            kms_provider=os.environ.get("CAREGRAPH_KMS_PROVIDER", defaults.kms_provider),
+            kms_credentials=os.environ.get("CAREGRAPH_KMS_CREDENTIALS") or None,
+            kms_master_key=os.environ.get("CAREGRAPH_KMS_MASTER_KEY") or None,
+            kms_tls_options=os.environ.get("CAREGRAPH_KMS_TLS_OPTIONS") or None,
+            key_vault_namespace=os.environ.get("CAREGRAPH_KEY_VAULT_NAMESPACE") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

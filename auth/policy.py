@@ -130,6 +130,10 @@ TYPE_READERS: dict[str, Roles | Anyone] = {
     "InvalidVerificationTransition": PHARMACIST_ONLY,
     "KnowledgeBaseInfo": AUTHENTICATED,
     "KnowledgeSource": AUTHENTICATED,
+    # The audit trail: administrators; a patient reads only their own access log.
+    **dict.fromkeys(["AuditEvent", "AuditEntity", "AuditIntegrity"], ADMIN_ONLY),
+    "AccessLogEntry": frozenset({PATIENT}),
+    "EmergencyAccessGrant": frozenset({ADMIN, DOCTOR}),
 }
 
 FIELDS: dict[str, dict[str, Roles | Anyone]] = {
@@ -150,6 +154,8 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         "medicationSafetyCheck": frozenset({DOCTOR, PHARMACIST}),
         "pharmacyQueue": PHARMACIST_ONLY,
         "knowledgeBase": AUTHENTICATED,
+        **_fields(ADMIN_ONLY, "auditEvents auditIntegrity emergencyAccessGrants"),
+        "myAccessLog": frozenset({PATIENT}),
     },
     "Mutation": {
         **_fields(PUBLIC, "register verifyEmail login refreshToken"),
@@ -170,6 +176,9 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         "completeAppointment": frozenset({ADMIN, DOCTOR}),
         **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription prescribe"),
         **_fields(PHARMACIST_ONLY, "verifyPrescription rejectPrescription dispensePrescription"),
+        **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription"),
+        "requestEmergencyAccess": frozenset({DOCTOR}),
+        "revokeEmergencyAccess": ADMIN_ONLY,
     },
     "Patient": {
         **_fields(
@@ -272,6 +281,21 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
     "InvalidVerificationTransition": _fields(
         PHARMACIST_ONLY, "currentStatus requestedStatus message"
     ),
+    "AuditEvent": _fields(
+        ADMIN_ONLY,
+        "seq recordedAt action outcome actorId actorRole emergency emergencyGrantIds "
+        "operationName documentId requestId clientAddress entities",
+    ),
+    "AuditEntity": _fields(ADMIN_ONLY, "patientId resourceType recordId fields emergencyGrantId"),
+    "AuditIntegrity": _fields(ADMIN_ONLY, "ok checkedRecords firstBadSeq problem"),
+    "AccessLogEntry": _fields(
+        frozenset({PATIENT}),
+        "at action outcome staffName staffRole emergency resourceTypes fields",
+    ),
+    "EmergencyAccessGrant": _fields(
+        frozenset({ADMIN, DOCTOR}),
+        "id patientId doctorId reason grantedAt expiresAt revokedAt revokedBy active",
+    ),
 }
 
 # An ADMIN who has not yet completed a second factor may only do these.
@@ -308,3 +332,27 @@ def field_readers(type_name: str, field_name: str) -> Roles | Anyone:
         if type_name.endswith(suffix) and base in TYPE_READERS:
             return TYPE_READERS[base]
     return FIELDS[type_name][field_name]
+
+
+# Protected health information: reading any of these fields is audited (audit/fields.py
+# records the read; one record per request, see audit/records.py). A PHI field on
+# Contact or Address is recorded against its patient as "contact.<field>".
+# tests/test_audit_fields.py reads every one, as every role that may, and checks the log.
+PHI_FIELDS: dict[str, frozenset[str]] = {
+    "Patient": frozenset(
+        "name givenName familyName birthDate age sex contact conditions allergies".split()
+    ),
+    "Contact": frozenset("phone email address".split()),
+    "Address": frozenset("line1 line2 city postalCode country".split()),
+    "Appointment": frozenset(
+        "start end durationMinutes reason diagnosis status cancellationReason "
+        "cancelledAt completedAt".split()
+    ),
+    "Prescription": frozenset(
+        "drug indication dosage frequency startDate endDate cost status".split()
+    ),
+    # Payment information about an identified patient is PHI too.
+    "Bill": frozenset("disease totalCost paid paidAt".split()),
+}
+# The record types audit entries name (FHIR-ish resource types).
+PHI_RESOURCES = frozenset({"Patient", "Appointment", "Prescription", "Bill"})

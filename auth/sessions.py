@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from auth import mfa
+from auth import logoff, mfa
 from auth.passwords import verify_password
 from auth.throttle import LoginThrottle
 from auth.tokens import REFRESH, InvalidToken, IssuedToken, TokenService
@@ -49,7 +49,12 @@ class SessionService:
         self.tokens, self.throttle, self.settings = tokens, throttle, settings
 
     async def start(
-        self, user: Document, *, mfa_verified: bool, family: str | None = None
+        self,
+        user: Document,
+        *,
+        mfa_verified: bool,
+        family: str | None = None,
+        session_started_at: datetime | None = None,
     ) -> Session:
         user_id = str(user["_id"])
         family = family or secrets.token_urlsafe(16)
@@ -64,7 +69,11 @@ class SessionService:
             user_id=user_id, family=family, mfa=mfa_verified, version=user["tokenVersion"]
         )
         await self.refresh_tokens.record(
-            jti=refresh.jti, user_id=user["_id"], family=family, expires_at=refresh.expires_at
+            jti=refresh.jti,
+            user_id=user["_id"],
+            family=family,
+            expires_at=refresh.expires_at,
+            session_started_at=session_started_at,
         )
         return Session(access, refresh, user)
 
@@ -131,7 +140,9 @@ class SessionService:
             raise Unauthenticated(
                 str(error) if isinstance(error, InvalidToken) else "invalid token"
             ) from None
-        outcome = await self.refresh_tokens.use(jti=claims["jti"])
+        outcome, used = await self.refresh_tokens.use(
+            jti=claims["jti"], **logoff.refresh_conditions(self.settings)
+        )
         if outcome == "replayed":
             # The session is compromised: its access tokens stop working now too, not
             # when they expire. Only they can carry this session id, and none is
@@ -142,13 +153,20 @@ class SessionService:
                 until=utcnow() + timedelta(seconds=self.settings.access_token_ttl_s),
             )
             raise Unauthenticated("refresh token already used: the session has been ended")
-        if outcome != "ok":
+        if outcome in logoff.MESSAGES:
+            raise Unauthenticated(logoff.MESSAGES[outcome])
+        if outcome != "ok" or used is None:
             raise Unauthenticated("refresh token revoked")
         user = await self.users.collection.find_one({"_id": user_id})
         if user is None or user["disabled"] or user["tokenVersion"] != claims.get("ver"):
             await self.refresh_tokens.revoke_family(family=claims["fam"])
             raise Unauthenticated("refresh token revoked")
-        return await self.start(user, mfa_verified=bool(claims.get("mfa")), family=claims["fam"])
+        return await self.start(
+            user,
+            mfa_verified=bool(claims.get("mfa")),
+            family=claims["fam"],
+            session_started_at=used.get("sessionStartedAt"),
+        )
 
     async def end_all(self, *, user_id: ObjectId, **changes: Any) -> Document:
         """Apply `changes` to the account and revoke every token it holds."""

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources.appointments import AppointmentStore
 from datasources.billing import BillingRepository
 from datasources.documents import ChangeHook
+from datasources.encryption import FieldEncryptor
 from datasources.generation_cache import GenerationCache
 from datasources.people import DoctorStore, PatientStore
 from datasources.prescriptions import PrescriptionStore
@@ -32,15 +33,19 @@ class DataSources:
         scope: AccessScope,
         on_change: ChangeHook | None = None,
         cache: GenerationCache | None = None,
+        encryptor: FieldEncryptor | None = None,
     ) -> DataSources:
         """Stores that see only what `scope` allows (AccessScope.system(): everything).
         `on_change` runs after every committed write that reports or `cache` (counts,
         a doctor's related patients) depend on."""
         scope.cache = cache
-        return cls(
+        sources = cls(
             patients=PatientStore(db, scope, on_change),
             doctors=DoctorStore(db, scope, on_change),
             appointments=AppointmentStore(db, scope, on_change),
             prescriptions=PrescriptionStore(db, scope, on_change),
             billing=BillingRepository(engine, scope, on_change),
         )
+        # PHI fields are encrypted on write (datasources/encryption.py); reads decrypt.
+        sources.patients.encryptor = sources.appointments.encryptor = encryptor
+        return sources

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from audit.records import Action
 from datasources.billing_tables import bills
 from datasources.documents import ChangeHook, utcnow
 from datasources.pagination import Page, PageRequest, build_page, decode_cursor
@@ -128,6 +129,18 @@ class BillingRepository:
             counted = {row[0]: int(row[1]) for row in await connection.execute(statement)}
         return {patient_id: counted.get(patient_id, 0) for patient_id in patient_ids}
 
+    async def _audited(self, action: Action, row: Any, fields: Row) -> None:
+        """The change's audit record, written before the SQL transaction commits: if it
+        cannot be stored, the change rolls back (datasources/phi_access.py)."""
+        if self.scope.audit is not None:
+            await self.scope.audit.record_row_write(
+                action=action,
+                resource_type="Bill",
+                record_id=str(row["id"]),
+                patient_id=str(row["patient_id"]),
+                fields=fields,
+            )
+
     async def get(self, *, id: int) -> Row:
         rows = await self._rows(
             sa.select(bills).where(bills.c.id == id, self.scope.sql_condition())
@@ -146,6 +159,7 @@ class BillingRepository:
                     bills.insert().values(**values).returning(*bills.columns)
                 )
                 created = dict(result.mappings().one())
+                await self._audited(Action.CREATE, created, fields)
         except IntegrityError:
             raise Conflict(
                 "this appointment already has a bill", appointmentId=fields.get("appointment_id")
@@ -167,6 +181,8 @@ class BillingRepository:
                     .returning(*bills.columns)
                 )
                 row = result.mappings().one_or_none()
+                if row is not None:
+                    await self._audited(Action.UPDATE, row, changes)
         except IntegrityError:
             raise Conflict("that appointment already has a bill") from None
         if row is None:
@@ -189,6 +205,7 @@ class BillingRepository:
                 if exists.first() is None:
                     raise NotFound("Bill", str(id))
                 raise Conflict("a paid bill cannot be deleted", id=str(id))
+            await self._audited(Action.DELETE, row, {})
         await self._changed()
         return dict(row)
 

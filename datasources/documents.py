@@ -17,6 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from audit.records import Action
 from datasources.filters import NOTHING, is_empty_match, matcher, merge, split_for_planner
 from datasources.pagination import (
     Page,
@@ -30,11 +31,15 @@ from datasources.windows import KeyStatistics, key_statistics, windowable, windo
 from errors import NotFound
 
 if TYPE_CHECKING:
+    from datasources.encryption import FieldEncryptor
     from datasources.scope import AccessScope
 
 Document = dict[str, Any]
 # Rows tied with a cursor on the first sort key that one page query tolerates.
 _TIE_ALLOWANCE = 4
+# Derived fields a write changes along with the real ones: not named in audit records.
+UNAUDITED_FIELDS = frozenset({"searchTerms", "nameKey", "updatedAt", "createdAt"})
+PHI_COLLECTIONS = frozenset({"patients", "appointments", "prescriptions"})
 ChangeHook = Callable[[], Awaitable[None]]
 
 
@@ -65,6 +70,9 @@ class DocumentStore:
     sort_types: Sequence[type] = (ObjectId,)
     # Pages are read in windows of the first sort key (a datetime): datasources/windows.py.
     windowed: bool = False
+
+    # Encrypts PHI fields on write (set by DataSources.build; reads decrypt by themselves).
+    encryptor: FieldEncryptor | None = None
 
     def __init__(
         self, db: AsyncDatabase, scope: AccessScope, on_change: ChangeHook | None = None
@@ -274,21 +282,61 @@ class DocumentStore:
         key = ("count", self.collection_name, bson.encode(query))
         return await cache.get_or_compute(key, lambda: self.collection.count_documents(query))
 
-    async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
-        now = utcnow()
-        document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
-        try:
-            await self.collection.insert_one(document, session=session)
-        except DuplicateKeyError as error:
-            # The _id is fresh, so a clash on it means PyMongo's automatic retry found
-            # its own first attempt, saved before the server died (the embedded server
-            # forgets retryable-write records on restart): the write did succeed.
-            if session is not None or (error.details or {}).get("keyValue") != {
-                "_id": document["_id"]
-            }:
-                raise
-        await self._changed(session)
+    async def _encrypted(self, fields: Document) -> Document:
+        if self.encryptor is None:
+            return fields
+        return await self.encryptor.encrypt_fields(self.collection_name, fields)
+
+    async def _audited(
+        self,
+        action: Action,
+        fields: Sequence[str],
+        run: Callable[[AsyncClientSession | None], Awaitable[Document | None]],
+        session: AsyncClientSession | None,
+    ) -> Document | None:
+        """Run a write of PHI together with its audit record (datasources/phi_access.py):
+        in the caller's transaction, or in a transaction of its own."""
+        writer = self.scope.audit if self.collection_name in PHI_COLLECTIONS else None
+        if writer is None:
+            return await run(session)
+
+        async def work(transaction: AsyncClientSession) -> Document | None:
+            document = await run(transaction)
+            if document is not None:
+                await writer.record_write(
+                    action=action,
+                    collection=self.collection_name,
+                    document=document,
+                    fields=[f for f in fields if f not in UNAUDITED_FIELDS],
+                    session=transaction,
+                )
+            return document
+
+        if session is not None:
+            return await work(session)
+        document = await writer.committed_with(work)
+        if document is not None:
+            await self._changed()
         return document
+
+    async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
+        async def run(session: AsyncClientSession | None) -> Document:
+            now = utcnow()
+            document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
+            try:
+                await self.collection.insert_one(await self._encrypted(document), session=session)
+            except DuplicateKeyError as error:
+                # The _id is fresh, so a clash on it means PyMongo's automatic retry found
+                # its own first attempt, saved before the server died (the embedded
+                # server forgets retryable-write records on restart): it did succeed.
+                if session is not None or (error.details or {}).get("keyValue") != {
+                    "_id": document["_id"]
+                }:
+                    raise
+            await self._changed(session)
+            return document
+
+        return await self._audited(Action.CREATE, list(fields), run, session)
 
     async def update(
         self,
@@ -299,23 +347,30 @@ class DocumentStore:
         session: AsyncClientSession | None = None,
     ) -> Document | None:
         """Apply `changes` atomically; None when `expect` (extra filter) no longer holds."""
-        document = await self.collection.find_one_and_update(
-            await self._scoped({"_id": id, **(expect or {})}),
-            {"$set": {**changes, "updatedAt": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        if document is None and expect is None:
-            raise NotFound(self.entity, str(id))
-        if document is not None:
-            await self._changed(session)
-        return document
+
+        async def run(session: AsyncClientSession | None) -> Document | None:
+            document = await self.collection.find_one_and_update(
+                await self._scoped({"_id": id, **(expect or {})}),
+                {"$set": {**await self._encrypted(changes), "updatedAt": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if document is None and expect is None:
+                raise NotFound(self.entity, str(id))
+            if document is not None:
+                await self._changed(session)
+            return document
+
+        return await self._audited(Action.UPDATE, list(changes), run, session)
 
     async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None):
-        document = await self.collection.find_one_and_delete(
-            await self._scoped({"_id": id}), session=session
-        )
-        if document is None:
-            raise NotFound(self.entity, str(id))
-        await self._changed(session)
-        return document
+        async def run(session: AsyncClientSession | None) -> Document:
+            document = await self.collection.find_one_and_delete(
+                await self._scoped({"_id": id}), session=session
+            )
+            if document is None:
+                raise NotFound(self.entity, str(id))
+            await self._changed(session)
+            return document
+
+        return await self._audited(Action.DELETE, [], run, session)

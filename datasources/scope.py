@@ -14,6 +14,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.policy import ROW_SCOPES, Scope
 from auth.roles import Principal
 from datasources.billing_tables import bills
+from datasources.emergency import EmergencyGrantStore
+
+if TYPE_CHECKING:
+    from datasources.phi_access import AuditWriter
 
 if TYPE_CHECKING:
     from datasources.generation_cache import GenerationCache
@@ -34,6 +38,9 @@ class AccessScope:
         self._related: asyncio.Future[list[ObjectId]] | None = None
         # The process's cache of derived values (set by DataSources.build), if any.
         self.cache: GenerationCache | None = None
+        self._grants: asyncio.Task[dict[ObjectId, ObjectId]] | None = None
+        # Writes of PHI record their audit entry through this (datasources/phi_access.py).
+        self.audit: AuditWriter | None = None
 
     @classmethod
     def system(cls) -> AccessScope:
@@ -82,7 +89,11 @@ class AccessScope:
             else:
                 load = self._load_related()
             self._related = asyncio.ensure_future(load)
-        return await self._related
+        # Break-glass grants join per request, never from the cache: they start, expire
+        # and are revoked without a write the cache's generation follows.
+        granted = await self.emergency_grants()
+        treated = await self._related
+        return sorted(set(treated) | set(granted)) if granted else treated
 
     async def _load_related(self) -> list[ObjectId]:
         doctor_id = self.principal.doctor_id if self.principal else None
@@ -91,3 +102,16 @@ class AccessScope:
         seen = await self.db["appointments"].distinct("patientId", {"doctorId": doctor_id})
         prescribed = await self.db["prescriptions"].distinct("patientId", {"doctorId": doctor_id})
         return sorted(set(seen) | set(prescribed))
+
+    async def emergency_grants(self) -> dict[ObjectId, ObjectId]:
+        """The calling doctor's break-glass grants in force (patient id -> grant id), read
+        once per request: they join CARE_RELATIONSHIP (datasources/emergency.py)."""
+        if self._grants is None:
+            self._grants = asyncio.ensure_future(self._load_grants())
+        return await self._grants
+
+    async def _load_grants(self) -> dict[ObjectId, ObjectId]:
+        doctor_id = self.principal.doctor_id if self.principal else None
+        if doctor_id is None or self.db is None or self.unrestricted:
+            return {}
+        return await EmergencyGrantStore(self.db).active_for(doctor_id=doctor_id)

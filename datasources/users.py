@@ -101,8 +101,15 @@ class RefreshTokenStore:
         self.collection = db["refresh_tokens"]
 
     async def record(
-        self, *, jti: str, user_id: ObjectId, family: str, expires_at: datetime
+        self,
+        *,
+        jti: str,
+        user_id: ObjectId,
+        family: str,
+        expires_at: datetime,
+        session_started_at: datetime | None = None,
     ) -> None:
+        now = utcnow()
         await self.collection.insert_one(
             {
                 "_id": jti,
@@ -111,22 +118,44 @@ class RefreshTokenStore:
                 "expiresAt": expires_at,
                 "usedAt": None,
                 "revokedAt": None,
+                # Automatic logoff (auth/logoff.py): idle since issue, session age.
+                "issuedAt": now,
+                "sessionStartedAt": session_started_at or now,
             }
         )
 
-    async def use(self, *, jti: str) -> str:
-        """Mark the token used. Returns 'ok', 'replayed' (family now revoked) or 'revoked'."""
+    async def use(
+        self,
+        *,
+        jti: str,
+        issued_after: datetime | None = None,
+        session_started_after: datetime | None = None,
+    ) -> tuple[str, Document | None]:
+        """Mark the token used. Returns ('ok', token), ('replayed', _) (family now
+        revoked), ('revoked', _), or ('idle' | 'expired', _) when the token sat unused
+        past the idle timeout or its session outlived the absolute lifetime (the
+        family is then ended)."""
         now = utcnow()
-        used = await self.collection.find_one_and_update(
-            {"_id": jti, "usedAt": None, "revokedAt": None}, {"$set": {"usedAt": now}}
-        )
+        condition: Document = {"_id": jti, "usedAt": None, "revokedAt": None}
+        if issued_after is not None:
+            condition["issuedAt"] = {"$gt": issued_after}
+        if session_started_after is not None:
+            condition["sessionStartedAt"] = {"$gt": session_started_after}
+        used = await self.collection.find_one_and_update(condition, {"$set": {"usedAt": now}})
         if used is not None:
-            return "ok"
+            return "ok", used
         existing = await self.collection.find_one({"_id": jti})
         if existing is None or existing["revokedAt"] is not None:
-            return "revoked"
+            return "revoked", existing
         await self.revoke_family(family=existing["family"])
-        return "replayed"
+        if existing["usedAt"] is not None:
+            return "replayed", existing
+        started = existing.get("sessionStartedAt")
+        if session_started_after is not None and (
+            started is None or started <= session_started_after
+        ):
+            return "expired", existing
+        return "idle", existing
 
     async def revoke_family(self, *, family: str) -> None:
         await self.collection.update_many(

@@ -36,6 +36,14 @@ from runtime.embedded_mongo import EmbeddedMongo
 from runtime.idempotency import IdempotentRequests
 from runtime.mongo_gate import GatedMongoClient, MongoGate
 from runtime.mongo_supervisor import MongoSupervisor
+from runtime.phi import (
+    AuditLog,
+    BulkExportGuard,
+    FieldEncryptor,
+    close_phi_safeguards,
+    open_phi_safeguards,
+    phi_client_options,
+)
 from runtime.probes import dependency_probes, install_sql_fast_fail
 from runtime.request_guard import request_budget_s
 from settings import Settings
@@ -71,6 +79,13 @@ class Services:
     def __post_init__(self) -> None:
         self.derived_cache = GenerationCache(self.report_cache)
 
+    # PHI safeguards: the audit log and the bulk-export guard (datasources/phi_*.py).
+    audit_log: AuditLog | None = None
+    phi_guard: BulkExportGuard | None = None
+    # Encrypts PHI fields on write; None with field encryption off.
+    encryptor: FieldEncryptor | None = None
+    plain_mongo_client: AsyncMongoClient | None = None  # no auto-decryption: key vault
+
     @classmethod
     async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
         # First: a broken knowledge file stops the start, naming the file, before any
@@ -96,6 +111,7 @@ class Services:
                 settings,
                 client_class=GatedMongoClient,
                 event_listeners=[*(mongo_event_listeners or []), metrics.RoundTripCounter()],
+                **phi_client_options(settings),
             )
             client.gate = MongoGate(
                 per_process=settings.ops.mongodb_concurrency,
@@ -125,7 +141,7 @@ class Services:
             # The child's death is known at once: refuse fast from this moment on.
             supervisor.on_down = lambda reason: dependencies.mark_down("mongodb", reason)
             supervisor.on_restart = metrics.RESTARTS.inc
-        return cls(
+        services = cls(
             settings,
             client,
             db,
@@ -144,6 +160,12 @@ class Services:
             ),
             idempotency=idempotency,
         )
+        try:
+            await open_phi_safeguards(services, uri)
+        except BaseException:
+            await services.close()
+            raise
+        return services
 
     def data_sources(self, scope: AccessScope | None = None) -> DataSources:
         return DataSources.build(
@@ -152,6 +174,7 @@ class Services:
             scope or AccessScope.system(),
             on_change=self.report_cache.invalidate,
             cache=self.derived_cache,
+            encryptor=self.encryptor,
         )
 
     def safety(self, scope: AccessScope | None = None) -> SafetyService:
@@ -161,6 +184,7 @@ class Services:
         )
 
     async def close(self) -> None:
+        await close_phi_safeguards(self)
         if self.dependencies is not None:
             await self.dependencies.stop()
         await self.redis.aclose()

@@ -14,6 +14,7 @@ from strawberry.types.base import get_object_definition
 from strawberry.types.private import is_private
 from strawberry.utils.str_converters import to_camel_case
 
+from audit.fields import apply_audit_policy
 from auth.permissions import HasRole
 from auth.policy import ALLOWED_BEFORE_MFA, field_readers, type_readers
 from errors import CareGraphError
@@ -33,9 +34,11 @@ from schema.appointment import (
     DoctorUnavailable,
     InvalidStatusTransition,
 )
+from schema.audit import AccessLogEntry, AuditEntity, AuditEvent, AuditIntegrity, AuditQueries
 from schema.bill import Bill, BillMutations, BillQueries
 from schema.doctor import AvailabilityWindow, Doctor, DoctorMutations, DoctorQueries
 from schema.documents import PreparedDocuments
+from schema.emergency import EmergencyAccessGrant, EmergencyMutations, EmergencyQueries
 from schema.limits import Limits, OperationLimits
 from schema.operations import IntegrityAlarm, OperationsQueries
 from schema.patient import Address, Contact, Patient, PatientMutations, PatientQueries
@@ -85,6 +88,8 @@ class Query(
     ReportQueries,
     OperationsQueries,
     SafetyQueries,
+    AuditQueries,
+    EmergencyQueries,
 ):
     pass
 
@@ -98,6 +103,7 @@ class Mutation(
     PrescriptionMutations,
     BillMutations,
     SafetyMutations,
+    EmergencyMutations,
 ):
     pass
 
@@ -149,6 +155,11 @@ POLICED_TYPES = (
         PrescriptionRefused,
         InvalidVerificationTransition,
     ),
+    AuditEvent,
+    AuditEntity,
+    AuditIntegrity,
+    AccessLogEntry,
+    EmergencyAccessGrant,
 )
 
 
@@ -217,6 +228,7 @@ def build_schema(settings: Settings) -> CareGraphSchema:
     if not isinstance(settings, Settings):
         raise TypeError("build_schema needs the deployment's Settings (limits come from them)")
     apply_access_policy(POLICED_TYPES)
+    apply_audit_policy(POLICED_TYPES)  # after: the audit sees permission denials
     return CareGraphSchema(
         query=Query,
         mutation=Mutation,

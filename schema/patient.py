@@ -37,6 +37,8 @@ class Address:
     city: str | None
     postal_code: str | None
     country: str | None
+    # Whose address: PHI reads are audited against the patient (audit/fields.py).
+    patient_id: strawberry.Private[ObjectId | None] = None
 
 
 @strawberry.type
@@ -44,6 +46,7 @@ class Contact:
     phone: str | None
     email: str | None
     address: Address | None
+    patient_id: strawberry.Private[ObjectId | None] = None
 
 
 @strawberry.type
@@ -129,9 +132,11 @@ class Patient:
                     city=address.get("city"),
                     postal_code=address.get("postalCode"),
                     country=address.get("country"),
+                    patient_id=document["_id"],
                 )
                 if address
                 else None,
+                patient_id=document["_id"],
             ),
             conditions=document.get("conditions", []),
             allergies=document.get("allergies", []),

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import re
+
+import strawberry
+from bson import ObjectId
+
+from audit.records import Action
+from datasources.ids import parse_id
+from datasources.pagination import Page, decode_cursor, encode_cursor
+from errors import BadUserInput, Conflict, Forbidden, NotFound
+from resolvers.audit import _phi
+from resolvers.common import Info, page_request
+from schema import emergency as types
+from schema.pagination import Connection, connection
+
+MIN_REASON_CHARACTERS, MIN_REASON_WORDS, MAX_REASON_CHARACTERS = 20, 4, 1000
+
+
+def _reason(value: str) -> str:
+    """At least a sentence: the reviewer must be able to tell why the glass was broken."""
+    reason = " ".join(value.split())
+    words = re.findall(r"\w+", reason)
+    if len(reason) < MIN_REASON_CHARACTERS or len(words) < MIN_REASON_WORDS:
+        raise BadUserInput(
+            f"reason must be at least a sentence ({MIN_REASON_WORDS} words, "
+            f"{MIN_REASON_CHARACTERS} characters)",
+            field="reason",
+        )
+    if len(reason) > MAX_REASON_CHARACTERS:
+        raise BadUserInput(
+            f"reason must be at most {MAX_REASON_CHARACTERS} characters", field="reason"
+        )
+    return reason
+
+
+async def resolve_request_emergency_access(
+    info: Info, patient_id: strawberry.ID, reason: str
+) -> types.EmergencyAccessGrant:
+    principal = info.context.principal
+    if principal is None or principal.doctor_id is None:
+        raise Forbidden("this account is not linked to a doctor record", reason="NO_DOCTOR_RECORD")
+    patient = parse_id(patient_id, field="patientId")
+    explanation = _reason(reason)
+    system = info.context.system_sources
+    assert system is not None
+    if (await system.patients.get_many(ids=[patient]))[0] is None:
+        raise NotFound("Patient", str(patient_id))
+    scope = info.context.sources.patients.scope
+    active = await scope.emergency_grants()
+    if patient in active:
+        grants = await _phi(info).grants.page(active=True, first=500, after=None)
+        current = next(g for g in grants if g["_id"] == active[patient])
+        return types.EmergencyAccessGrant.from_document(current)
+    if patient in await scope.related_patients():
+        raise Conflict("you already treat this patient: no emergency access is needed")
+    writer = scope.audit
+    grants_store = _phi(info).grants
+    minutes = info.context.settings.emergency_access_minutes
+
+    async def work(session):  # noqa: ANN001, ANN202 - a pymongo session
+        grant = await grants_store.grant(
+            doctor_id=principal.doctor_id,
+            user_id=principal.user_id,
+            patient_id=patient,
+            reason=explanation,
+            minutes=minutes,
+            session=session,
+        )
+        if writer is not None:
+            await writer.record_event(
+                action=Action.EMERGENCY_ACCESS,
+                resource_type="Patient",
+                record_id=str(patient),
+                patient_id=str(patient),
+                grant_id=str(grant["_id"]),
+                session=session,
+            )
+        return grant
+
+    if writer is not None:
+        grant = await writer.committed_with(work)
+    else:
+        grant = await work(None)
+    return types.EmergencyAccessGrant.from_document(grant)
+
+
+async def resolve_revoke_emergency_access(
+    info: Info, id: strawberry.ID
+) -> types.EmergencyAccessGrant:
+    principal = info.context.principal
+    assert principal is not None
+    grant = await _phi(info).grants.revoke(id=parse_id(id), by=principal.user_id)
+    if grant is None:
+        raise NotFound("EmergencyAccessGrant", str(id))
+    return types.EmergencyAccessGrant.from_document(grant)
+
+
+async def resolve_emergency_access_grants(
+    info: Info, active: bool | None = None, first: int | None = None, after: str | None = None
+) -> Connection[types.EmergencyAccessGrant]:
+    request = page_request(info, first, after)
+    after_id = None
+    if request.after:
+        (after_id,) = decode_cursor(
+            request.after, list_name="emergencyAccessGrants", types=(ObjectId,)
+        )
+    rows = await _phi(info).grants.page(active=active, first=request.first, after=after_id)
+    items = rows[: request.first]
+    page = Page(
+        items=items,
+        cursors=[encode_cursor([row["_id"]], list_name="emergencyAccessGrants") for row in items],
+        has_next_page=len(rows) > request.first,
+    )
+    return connection(page, types.EmergencyAccessGrant.from_document)
