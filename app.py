@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -210,14 +209,6 @@ class CareGraphView(GraphQL):
                 "refused this request",
                 code="RATE_LIMITED",
                 headers={"Retry-After": str(self.settings.phi_read_window_s)},
-            ) from None
-        except RedisError as error:
-            log.error("bulk-export guard unavailable; PHI withheld: %s", error)
-            raise HttpError(
-                503,
-                "The access guard is unavailable: no health data can be delivered",
-                code="SERVICE_UNAVAILABLE",
-                headers={"Retry-After": "5"},
             ) from None
 
     @staticmethod

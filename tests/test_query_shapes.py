@@ -99,6 +99,9 @@ def _literal(name: str, type_: Any, samples: Samples) -> str:
     by_name = {
         "doctorId": f'"{samples.doctor_id}"',
         "patientId": f'"{samples.patient_id}"',
+        "actorId": f'"{samples.doctor_id}"',
+        "from": '"2026-02-01T00:00:00+00:00"',
+        "before": '"2026-04-01T00:00:00+00:00"',
         "specialty": samples.specialty,
         "name": '"a"',
         "startsFrom": '"2025-06-01T00:00:00+00:00"',
