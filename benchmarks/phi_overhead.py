@@ -128,7 +128,11 @@ async def main(rounds: int, requests: int) -> int:
         print(f"encrypted {encrypted} documents of the demo data")
         plain_app = create_app(
             services.settings.with_overrides(
-                field_encryption=False, mongodb_database="caregraph_phi_bench_plain"
+                field_encryption=False,
+                mongodb_database="caregraph_phi_bench_plain",
+                # Its own billing file too: the demo bills would clash with the first's.
+                database_url="sqlite+aiosqlite:///"
+                + str(services.settings.data_dir / "billing-plain.sqlite3"),
             )
         )
         await stack.enter_async_context(plain_app.router.lifespan_context(plain_app))
