@@ -74,14 +74,7 @@ class AuditWriter:
             fields=set(fields),
             emergency_grant_id=grants.get(str(patient_id)),
         )
-        record = build_record(
-            actor=self.buffer.actor,
-            channel=self.buffer.channel,
-            action=action,
-            outcome=Outcome.SUCCESS,
-            entities=[entity],
-        )
-        await self.log.append([record], session=session)
+        await self._append_success(action, entity, session=session)
 
     async def record_row_write(
         self,
@@ -95,14 +88,7 @@ class AuditWriter:
         """A change in another store (SQL billing): its record is stored before that
         store commits, so a failed audit write rolls the change back."""
         entity = Entity(resource_type, record_id, patient_id, fields=set(fields))
-        record = build_record(
-            actor=self.buffer.actor,
-            channel=self.buffer.channel,
-            action=action,
-            outcome=Outcome.SUCCESS,
-            entities=[entity],
-        )
-        await self.log.append([record])
+        await self._append_success(action, entity)
 
     async def record_event(
         self,
@@ -116,6 +102,12 @@ class AuditWriter:
     ) -> None:
         """An audited event that is not a field change (granting break-glass access)."""
         entity = Entity(resource_type, record_id, patient_id, emergency_grant_id=grant_id)
+        await self._append_success(action, entity, session=session)
+
+    async def _append_success(
+        self, action: Action, entity: Entity, *, session: AsyncClientSession | None = None
+    ) -> None:
+        """One successful action on one record, built by the one builder and appended."""
         record = build_record(
             actor=self.buffer.actor,
             channel=self.buffer.channel,
