@@ -46,7 +46,6 @@ import httpx
 import orjson
 from graphql import OperationDefinitionNode, parse
 
-from app import CareGraphView
 from benchmarks.harness import (
     BenchmarkError,
     CpuClock,
@@ -75,6 +74,7 @@ from demo.generator import SIZES
 from persisted.manifest import DOCUMENT_ID_PREFIX, Manifest, sha256_hex
 from schema.documents import prepare_document
 from schema.limits import Limits, limit_errors, measure
+from web.graphql_endpoint import GraphQLEndpoint
 
 DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "queries" / "BenchmarkAppointments.graphql"
 ROUNDS = 3
@@ -305,10 +305,10 @@ async def measure_over_uvicorn(
 # --- what the trusted path skips ---------------------------------------------------------
 
 
-def graphql_view(bench: Bench) -> CareGraphView:
+def graphql_endpoint(bench: Bench) -> GraphQLEndpoint:
     for route in bench.app.routes:
         if getattr(route, "path", None) == "/graphql":
-            assert isinstance(route.endpoint, CareGraphView)
+            assert isinstance(route.endpoint, GraphQLEndpoint)
             return route.endpoint
     raise BenchmarkError("no /graphql route")
 
@@ -333,10 +333,10 @@ def fresh_copies(text: str, count: int) -> list[str]:
 
 
 def microbenchmark(bench: Bench, document: ReferenceDocument) -> list[tuple[str, float]]:
-    view = graphql_view(bench)
-    settings, manifest = view.settings, view.persisted.manifest
+    endpoint = graphql_endpoint(bench)
+    settings, manifest = endpoint.settings, endpoint.persisted.manifest
     assert isinstance(manifest, Manifest)
-    schema = view.schema._schema
+    schema = endpoint.view.schema._schema
     options = {"max_tokens": settings.max_tokens, "introspection": settings.introspection}
     uncached = prepare_document.__wrapped__
     texts = fresh_copies(document.plain_text, MICRO_MAX_CALLS)

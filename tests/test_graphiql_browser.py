@@ -99,7 +99,7 @@ async def test_graphiql_off_serves_no_page_schema_or_assets(settings):
     assert (page.status_code, sdl.status_code, bundle.status_code) == (404, 404, 404)
 
 
-# The SDL follows the rule of introspection (app.CareGraphView.schema_access): public
+# The SDL follows the rule of introspection (GraphQLEndpoint.schema_access): public
 # while introspection is on; with it off, only for a signed-in caller who may send
 # free-form queries, which in open (and allow-list-audit) mode is every signed-in caller.
 

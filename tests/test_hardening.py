@@ -994,7 +994,7 @@ async def test_security_headers_on_every_response(world):
 
 async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(world, monkeypatch):
     """Not a resolver error (those are masked in the response): the view itself fails."""
-    from app import CareGraphView
+    from web.graphql_view import CareGraphView
 
     async def crash(self, request, response):
         raise RuntimeError("secret detail: mongodb://admin:hunter2@db")
