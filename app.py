@@ -6,8 +6,8 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -31,6 +31,9 @@ from schema import CareGraphSchema, build_schema
 from settings import Settings
 from web.graphiql import graphiql_routes
 from web.graphql_endpoint import GraphQLEndpoint, error_response
+
+if TYPE_CHECKING:  # the type only: MongoDB access itself stays in datasources/ and runtime/
+    from pymongo.monitoring import CommandListener
 
 log = logging.getLogger("caregraph")
 

@@ -16,6 +16,7 @@ from settings import Settings
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app import create_app
+    from schema import build_schema
 
     settings = settings.with_overrides(
         host=args.host or settings.host,
@@ -33,7 +34,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
         return serve_workers(settings, args.workers)
     config = uvicorn.Config(
-        create_app(settings),
+        # The schema is built from the same settings the app runs on (limits, policy).
+        create_app(settings, schema=build_schema(settings)),
         host=settings.host,
         port=settings.port,
         log_level="info",
