@@ -70,7 +70,7 @@ class AuditBuffer:
         `read_outcome` is RATE_LIMITED when the reads were computed but refused."""
         grants = emergency_grants or {}
         for entity in (*self._reads.values(), *self._denials.values()):
-            if entity.patient_id in grants:
+            if entity.patient_id is not None and entity.patient_id in grants:
                 entity.emergency_grant_id = grants[entity.patient_id]
         groups: dict[tuple[Action, Outcome], list[Entity]] = {}
         if self._reads:

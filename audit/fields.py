@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from strawberry.extensions import FieldExtension
-from strawberry.types import Info
+from strawberry.types import Info, get_object_definition
 from strawberry.types.private import is_private
 from strawberry.utils.str_converters import to_camel_case
 
@@ -142,7 +142,7 @@ def apply_audit_policy(object_types: Iterable[type]) -> None:
     Field objects are shared by every schema built from the types: earlier audit
     extensions are removed first, so building again neither stacks nor reorders them."""
     for object_type in object_types:
-        definition = object_type.__strawberry_definition__  # type: ignore[attr-defined]
+        definition = get_object_definition(object_type, strict=True)
         phi = PHI_FIELDS.get(definition.name, frozenset())
         for field in definition.fields:
             if is_private(field.type):

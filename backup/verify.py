@@ -92,16 +92,16 @@ def events(source: IO[bytes], key: bytes) -> Iterator[Event]:
     if manifest_bytes is None or not authenticated:
         raise ArchiveInvalid("the archive has no authenticated manifest (truncated?)")
     manifest = json.loads(manifest_bytes)
-    for kind, listed in (
+    for store, listed in (
         (SQL, manifest["sql"]["tables"]),
         (MONGODB, manifest["mongodb"]["collections"]),
     ):
-        if listed != seen[kind]:
-            missing = sorted(set(listed) ^ set(seen[kind])) or sorted(
-                n for n in listed if listed[n] != seen[kind].get(n)
+        if listed != seen[store]:
+            missing = sorted(set(listed) ^ set(seen[store])) or sorted(
+                n for n in listed if listed[n] != seen[store].get(n)
             )
             raise ArchiveInvalid(
-                f"the manifest disagrees with the archive's {kind} members: {missing}"
+                f"the manifest disagrees with the archive's {store} members: {missing}"
             )
     yield "manifest", manifest
 

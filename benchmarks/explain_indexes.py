@@ -42,13 +42,15 @@ import asyncio
 import re
 import statistics
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from time import perf_counter
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.harness import BenchmarkError, embedded_app, load_text, run_benchmark
 from datasources.appointments import AppointmentStore
@@ -81,8 +83,15 @@ class Case:
     limit: int | None = None
 
     @property
+    def page(self) -> tuple[list[tuple[str, int]], int] | None:
+        """A list query's sort and limit; None for a $match."""
+        if self.sort is None or self.limit is None:
+            return None
+        return self.sort, self.limit
+
+    @property
     def kind(self) -> str:
-        return "find" if self.sort is not None else "$match"
+        return "find" if self.page is not None else "$match"
 
 
 @dataclass
@@ -105,8 +114,8 @@ class Observation:
 class CapturingReportStore(ReportStore):
     """The report pipelines as datasources/reports.py builds them, not run."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
-        super().__init__(db, engine=None)  # type: ignore[arg-type]
+    def __init__(self, db: AsyncDatabase, engine: AsyncEngine) -> None:
+        super().__init__(db, engine)  # the engine is unused: these reports read MongoDB
         self.captured: list[tuple[str, list[dict]]] = []
 
     async def _aggregate(self, collection: str, pipeline: list[dict]) -> list[dict]:
@@ -114,8 +123,8 @@ class CapturingReportStore(ReportStore):
         return []
 
 
-async def report_cases(db: AsyncDatabase, anchor: datetime) -> list[Case]:
-    store = CapturingReportStore(db)
+async def report_cases(db: AsyncDatabase, engine: AsyncEngine, anchor: datetime) -> list[Case]:
+    store = CapturingReportStore(db, engine)
     period_from, period_before = anchor - timedelta(days=REPORT_PERIOD_DAYS), anchor
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
@@ -126,17 +135,20 @@ async def report_cases(db: AsyncDatabase, anchor: datetime) -> list[Case]:
         calls += [
             (
                 f"topDoctors{label}",
-                lambda s=start, b=before: store.doctor_activity(starts_from=s, before=b),
+                partial(store.doctor_activity, starts_from=start, before=before),
             ),
             (
                 f"diseaseTreatmentDurations{label}",
-                lambda s=start, b=before: store.treatment_episodes(
-                    starts_from=s, before=b, open_until=min(b, now) if b else now
+                partial(
+                    store.treatment_episodes,
+                    starts_from=start,
+                    before=before,
+                    open_until=min(before, now) if before else now,
                 ),
             ),
             (
                 f"averagePrescriptionCost{label}",
-                lambda s=start, b=before: store.prescription_costs(starts_from=s, before=b),
+                partial(store.prescription_costs, starts_from=start, before=before),
             ),
         ]
     year = (anchor - timedelta(days=73)).year
@@ -228,6 +240,7 @@ def index_names(node: Any) -> list[str]:
 def find_key(node: Any, key: str) -> Any:
     """The first value under `key` anywhere in an explain document (find and aggregate
     explains nest the planner's output differently)."""
+    children: Iterable[Any]
     if isinstance(node, dict):
         if key in node:
             return node[key]
@@ -244,8 +257,9 @@ def find_key(node: Any, key: str) -> Any:
 
 
 async def explain(db: AsyncDatabase, case: Case) -> dict:
-    if case.kind == "find":
-        cursor = db[case.collection].find(case.filter).sort(case.sort).limit(case.limit)
+    if case.page is not None:
+        sort, limit = case.page
+        cursor = db[case.collection].find(case.filter).sort(sort).limit(limit)
         return await cursor.explain()
     command = {"aggregate": case.collection, "pipeline": [{"$match": case.filter}], "cursor": {}}
     return await db.command("explain", command, verbosity="executionStats")
@@ -253,9 +267,10 @@ async def explain(db: AsyncDatabase, case: Case) -> dict:
 
 async def run_once(db: AsyncDatabase, case: Case) -> Any:
     collection = db[case.collection]
-    if case.kind == "find":
-        cursor = collection.find(case.filter, projection={"_id": 1}).sort(case.sort)
-        rows = await cursor.limit(case.limit).batch_size(case.limit + 1).to_list()
+    if case.page is not None:
+        sort, limit = case.page
+        cursor = collection.find(case.filter, projection={"_id": 1}).sort(sort)
+        rows = await cursor.limit(limit).batch_size(limit + 1).to_list()
         return [row["_id"] for row in rows]
     pipeline = [{"$match": case.filter}, {"$group": {"_id": None, "n": {"$sum": 1}}}]
     rows = await (await collection.aggregate(pipeline)).to_list()
@@ -509,7 +524,9 @@ async def run(size: str, repeats: int, load_timeout: float) -> int:
             flush=True,
         )
         page_size = Settings().page_size_default
-        cases = await list_cases(db, anchor, page_size) + await report_cases(db, anchor)
+        cases = await list_cases(db, anchor, page_size) + await report_cases(
+            db, services.engine, anchor
+        )
         with_idx = await observe_all(db, cases, repeats, "with indexes")
         probes = await planner_probes(db, cases, with_idx)
         without = await without_indexes(db, cases, repeats)

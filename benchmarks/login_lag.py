@@ -57,12 +57,14 @@ import statistics
 import sys
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter, thread_time
 from types import FrameType
+from typing import ParamSpec, TypeVar
+from unittest import mock
 
 import httpx
 import orjson
@@ -421,6 +423,10 @@ async def measure_logins(
     return Phase(name, samples, wall_s, loop_cpu_s, results, stalls)
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
 class _AsyncioWithInlineToThread:
     """auth.passwords' view of asyncio, with to_thread calling the function directly,
     on the event loop. Only auth.passwords sees it; asyncio itself is untouched."""
@@ -429,18 +435,16 @@ class _AsyncioWithInlineToThread:
         return getattr(asyncio, name)
 
     @staticmethod
-    async def to_thread(func, /, *args, **kwargs):  # noqa: ANN001, ANN205
+    async def to_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         return func(*args, **kwargs)
 
 
 @contextmanager
 def bcrypt_on_event_loop() -> Iterator[None]:
-    original = passwords.asyncio
-    passwords.asyncio = _AsyncioWithInlineToThread()  # type: ignore[assignment]
-    try:
+    # patch.object rather than an assignment: `asyncio` is auth.passwords' own import,
+    # not an attribute it exports.
+    with mock.patch.object(passwords, "asyncio", _AsyncioWithInlineToThread()):
         yield
-    finally:
-        passwords.asyncio = original
 
 
 # --- where the loop's CPU goes (--diagnose) -----------------------------------------
@@ -495,7 +499,8 @@ async def profile_loop_cpu(
         phase = await measure_logins("profiled", bench, plan, heartbeat, None)
     finally:
         profile.disable()
-    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    # Stats.stats is the raw table; get_stats_profile(), the typed view, drops the callers.
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]  # typeshed omits it
     return phase, {label: component_seconds(stats, matcher) for label, _, matcher in COMPONENTS}
 
 

@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.authenticate import authenticate
 from datasources.loaders import Loaders
@@ -187,23 +188,23 @@ def build(stack: str, settings: Settings) -> Starlette:
         from app import create_app
 
         return create_app(settings)
-    state: dict[str, Services] = {}
+    served: dict[str, ASGIApp] = {}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        state["services"] = await Services.open(settings)
+        services = await Services.open(settings)
         inner = ariadne_app if stack == "ariadne" else graphene_app
-        state["app"] = inner(state["services"])
+        served["app"] = inner(services)
         try:
             yield
         finally:
-            await state["services"].close()
+            await services.close()
 
     class Delegate:
         """The stack's own ASGI app, built once the services are open."""
 
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            await state["app"](scope, receive, send)
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await served["app"](scope, receive, send)
 
     return Starlette(routes=[Route("/graphql", Delegate(), methods=["POST"])], lifespan=lifespan)
 

@@ -103,6 +103,8 @@ async def main(rounds: int, requests: int) -> int:
                 httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers)
             )
         patient = await services.db["patients"].find_one({}, sort=[("nameKey", 1), ("_id", 1)])
+        if patient is None:
+            raise BenchmarkError("the demo data has no patient")
         reference = {"query": REFERENCE_QUERY, "variables": {"n": 500}}
         chart = {"query": CHART, "variables": {"id": str(patient["_id"])}}
         print(load_text())
@@ -156,6 +158,8 @@ async def main(rounds: int, requests: int) -> int:
         twin = await plain_app.state.services.db["patients"].find_one(
             {"nameKey": patient["nameKey"], "birthDate": patient["birthDate"]}
         )
+        if twin is None:
+            raise BenchmarkError("the plaintext database has no twin of the chart's patient")
         plain_chart = {"query": CHART, "variables": {"id": str(twin["_id"])}}
         await _compare(
             "encryption on/off, patient chart (PatientChart)",
@@ -167,6 +171,8 @@ async def main(rounds: int, requests: int) -> int:
         )
         records = await services.db["audit_log"].count_documents({})
         print(f"audit records written during the run: {records}")
+        if services.audit_log is None:
+            raise BenchmarkError("the audit log is not open (auditing off?)")
         verdict = await services.audit_log.verify()
         print(f"chain after the run: {'intact' if verdict.ok else verdict.problem}")
     status = "meets" if audit_reference <= AUDIT_TARGET else "MISSES"

@@ -256,7 +256,8 @@ class Runs:
 
     @property
     def median_ms(self) -> float | None:
-        return statistics.median(self.durations_ms) if self.durations_ms else None
+        """The median run of a set that succeeded (`ok`); None for a failed one."""
+        return statistics.median(self.durations_ms) if self.ok else None
 
     @property
     def database_cpu_median_ms(self) -> float | None:
@@ -435,9 +436,9 @@ async def grow(
     timeout_ms = bench.services.settings.mongodb_timeout_ms
     curves = {spec.name: Curve() for spec in specs}
     for spec in specs:
-        runs = small.uncached[spec.name]
-        if runs.ok:
-            curves[spec.name].points[1] = runs.median_ms
+        median = small.uncached[spec.name].median_ms
+        if median is not None:
+            curves[spec.name].points[1] = median
         else:
             curves[spec.name].stopped = "failed at 1x"
     counts_at = {1: small.counts}
@@ -468,7 +469,7 @@ async def grow(
                 line.append(f" {spec.name} stopped;")
                 continue
             runs = await measure_uncached(bench, spec, repeats=0)
-            if not runs.ok:
+            if runs.median_ms is None:
                 curve.stopped = f"FAILED at {copies}x: {runs.failure}"
                 line.append(f" {spec.name} FAILED;")
                 continue
@@ -517,7 +518,7 @@ def print_cache_table(
     )
     all_met = True
     for spec, uncached, cached in rows:
-        if not uncached.ok or cached is None:
+        if uncached.median_ms is None or cached is None:
             all_met = False
             print(f"{spec.name:<34} {'FAILED':>11}   {uncached.failure}")
             continue
@@ -587,7 +588,7 @@ def print_scaling(
     for spec in specs:
         before, after = small.uncached[spec.name], big.uncached[spec.name]
         data_ratio = input_rows(spec, big.counts) / input_rows(spec, small.counts)
-        if before.ok and after.ok:
+        if before.median_ms is not None and after.median_ms is not None:
             time_ratio = after.median_ms / before.median_ms
             met = time_ratio <= data_ratio
             all_met &= met
@@ -625,9 +626,9 @@ def print_scaling(
         f"  {big.copies}x after load: {big.memory_loaded.text()}; after reports: "
         f"{big.memory_after.text()}"
     )
-    first, last = small.memory_after.rss_mib, big.memory_after.rss_mib
-    if first is not None and last is not None:
-        growth = last / first
+    first_rss, last_rss = small.memory_after.rss_mib, big.memory_after.rss_mib
+    if first_rss is not None and last_rss is not None:
+        growth = last_rss / first_rss
         verdict = "flat-ish" if growth <= MEMORY_FLAT_FACTOR else "NOT flat"
         print(
             f"  RSS after reports {big.copies}x/1x = {growth:.2f} for "

@@ -120,7 +120,7 @@ def _as_date(value: object) -> date | None:
 
 def _draft(request: MedicationRequest, reference: str, kb: KnowledgeBase, today: date) -> Draft:
     dose_value = dose_unit = frequency = None
-    instruction = (request.dosageInstruction or [None])[0]
+    instruction = request.dosageInstruction[0] if request.dosageInstruction else None
     if instruction is not None:
         if instruction.asNeededBoolean:
             frequency = "AS_NEEDED"

@@ -44,7 +44,7 @@ def _exception_summary(
     exc: BaseException | None,
     tb: TracebackType | None,
 ) -> dict[str, Any]:
-    chain = []
+    chain: list[str] = []
     current = exc
     while current is not None and len(chain) < 5:
         chain.append(f"{type(current).__module__}.{type(current).__qualname__}")
