@@ -198,9 +198,9 @@ def create_app(
             gc.freeze()
             yield
         finally:
-            scheduler = getattr(app.state, "backup_scheduler", None)
-            if scheduler is not None:
-                await scheduler.stop()
+            started: BackupScheduler | None = getattr(app.state, "backup_scheduler", None)
+            if started is not None:
+                await started.stop()
             endpoint.attach(None)
             await services.close()
 

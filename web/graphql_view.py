@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -84,7 +85,12 @@ class CareGraphView(GraphQL[Context, None]):
             raise HttpError(503, "The server is starting or stopping", code="SERVICE_UNAVAILABLE")
         return self.services
 
-    async def get_context(self, request: Request, response: Response) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        if not isinstance(request, Request) or not isinstance(response, Response):
+            # No WebSocket protocol is offered (subscription_protocols=()).
+            raise RuntimeError("CareGraph serves GraphQL over HTTP only")
         services, admitted = self._services(), Admitted.of(request)
         principal = admitted.principal
         scope = AccessScope(principal, services.db)
