@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.appointments import AppointmentStore
 from datasources.billing import BillingRepository
-from datasources.documents import ChangeHook
+from datasources.documents import ChangeHook, Document
 from datasources.encryption import FieldEncryptor
 from datasources.generation_cache import GenerationCache
 from datasources.people import DoctorStore, PatientStore
@@ -28,7 +28,7 @@ class DataSources:
     @classmethod
     def build(
         cls,
-        db: AsyncDatabase,
+        db: AsyncDatabase[Document],
         engine: AsyncEngine,
         scope: AccessScope,
         on_change: ChangeHook | None = None,

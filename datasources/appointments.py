@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from datasources.documents import Document, DocumentStore, utcnow
@@ -75,7 +76,7 @@ class AppointmentStore(DocumentStore):
     windowed = True
 
     @property
-    def slot_claims(self):
+    def slot_claims(self) -> AsyncCollection[Document]:
         return self.db["appointment_slots"]
 
     async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
@@ -84,7 +85,14 @@ class AppointmentStore(DocumentStore):
         await self._changed()  # after the commit, never inside the transaction
         return result
 
-    async def _claim(self, session, appointment_id, doctor_id, start, duration) -> None:
+    async def _claim(
+        self,
+        session: AsyncClientSession,
+        appointment_id: ObjectId,
+        doctor_id: ObjectId,
+        start: datetime,
+        duration: int,
+    ) -> None:
         claims = [
             {"doctorId": doctor_id, "slot": slot, "appointmentId": appointment_id}
             for slot in slots(start, duration)
@@ -199,7 +207,7 @@ class AppointmentStore(DocumentStore):
         return await self._in_transaction(work)
 
     @staticmethod
-    def search_filter(**criteria) -> Document:
+    def search_filter(**criteria: Any) -> Document:
         return appointment_filter(**criteria)
 
     async def exists_for(self, *, field: str, id: ObjectId) -> bool:

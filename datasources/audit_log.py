@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from audit.chain import GENESIS_MAC, Verdict, head_mac, seal, verify_async
+from datasources.documents import Document
 
 LOG, HEAD = "audit_log", "audit_head"
 HEAD_ID = "tail"
@@ -49,7 +50,7 @@ def _conflict_in_transaction() -> OperationFailure:
 
 
 class AuditLog:
-    def __init__(self, db: AsyncDatabase, key: bytes) -> None:
+    def __init__(self, db: AsyncDatabase[Document], key: bytes) -> None:
         self.collection = db[LOG]
         self.head = db[HEAD]
         self.key = key

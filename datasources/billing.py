@@ -45,7 +45,7 @@ class BillingRepository:
         if self.on_change is not None:
             await self.on_change()
 
-    async def _rows(self, statement) -> list[Row]:
+    async def _rows(self, statement: sa.Executable) -> list[Row]:
         async with self.engine.connect() as connection:
             result = await connection.execute(statement)
             return [dict(row) for row in result.mappings()]

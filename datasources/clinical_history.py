@@ -9,6 +9,8 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from datasources.documents import Document
+
 # Patient fields whose change changes what the safety check says.
 CLINICAL_FIELDS = frozenset(
     {"conditions", "allergies", "codedConditions", "codedAllergies", "birthDate", "sex", "pregnant"}
@@ -28,7 +30,7 @@ def with_new_version(changes: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-async def bump(db: AsyncDatabase, patient_id: ObjectId) -> None:
+async def bump(db: AsyncDatabase[Document], patient_id: ObjectId) -> None:
     """After a prescription write commits, before the mutation returns."""
     await db["patients"].update_one(
         {"_id": patient_id}, {"$set": {"clinicalVersion": new_version()}}

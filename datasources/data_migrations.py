@@ -17,6 +17,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources.clinical_history import new_version
+from datasources.documents import Document
 from datasources.safety import draft_from_document, snapshot_from_documents
 from knowledge.coding import code_allergy, code_condition, code_drug
 from knowledge.protocol import KnowledgeBase
@@ -25,8 +26,7 @@ from safety import check, max_severity
 log = logging.getLogger(__name__)
 BATCH = 500
 COLLECTION = "data_migrations"
-Document = dict[str, Any]
-Apply = Callable[[AsyncDatabase, KnowledgeBase, int], Awaitable[int]]
+Apply = Callable[[AsyncDatabase[Document], KnowledgeBase, int], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class DataMigration:
 
 
 async def _in_batches(
-    db: AsyncDatabase,
+    db: AsyncDatabase[Document],
     collection: str,
     selector: Document,
     change: Callable[[list[Document]], Awaitable[list[UpdateOne]]],
@@ -59,7 +59,7 @@ async def _in_batches(
     return changed
 
 
-async def _code_clinical_data(db: AsyncDatabase, kb: KnowledgeBase, batch: int) -> int:
+async def _code_clinical_data(db: AsyncDatabase[Document], kb: KnowledgeBase, batch: int) -> int:
     async def patients(documents: list[Document]) -> list[UpdateOne]:
         return [
             UpdateOne(
@@ -91,7 +91,7 @@ async def _code_clinical_data(db: AsyncDatabase, kb: KnowledgeBase, batch: int) 
     return changed
 
 
-async def _verification(db: AsyncDatabase, kb: KnowledgeBase, batch: int) -> int:
+async def _verification(db: AsyncDatabase[Document], kb: KnowledgeBase, batch: int) -> int:
     """Active prescriptions wait for a pharmacist; older ones predate review (null)."""
 
     async def change(documents: list[Document]) -> list[UpdateOne]:
@@ -114,7 +114,7 @@ async def _verification(db: AsyncDatabase, kb: KnowledgeBase, batch: int) -> int
     )
 
 
-async def _rank_pending(db: AsyncDatabase, kb: KnowledgeBase, batch: int) -> int:
+async def _rank_pending(db: AsyncDatabase[Document], kb: KnowledgeBase, batch: int) -> int:
     """The pharmacy queue sorts by each pending prescription's worst alert: compute it."""
     today = datetime.now(UTC).date()
 
@@ -165,7 +165,7 @@ async def _rank_pending(db: AsyncDatabase, kb: KnowledgeBase, batch: int) -> int
     )
 
 
-async def rank_pending_prescriptions(db: AsyncDatabase, kb: KnowledgeBase) -> int:
+async def rank_pending_prescriptions(db: AsyncDatabase[Document], kb: KnowledgeBase) -> int:
     """For data written around the API (demo data): rank what waits unranked."""
     return await _rank_pending(db, kb, BATCH)
 
@@ -178,7 +178,7 @@ MIGRATIONS = (
 
 
 async def apply_data_migrations(
-    db: AsyncDatabase, kb: KnowledgeBase, *, batch: int = BATCH
+    db: AsyncDatabase[Document], kb: KnowledgeBase, *, batch: int = BATCH
 ) -> list[int]:
     """Run every migration not yet recorded, in version order; the versions it ran."""
     applied = {d["_id"] async for d in db[COLLECTION].find({}, {"_id": 1})}

@@ -6,9 +6,9 @@ Stores take the database handle and expose keyword-only methods; loaders call
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import bson
 from bson import ObjectId
@@ -41,6 +41,8 @@ _TIE_ALLOWANCE = 4
 UNAUDITED_FIELDS = frozenset({"searchTerms", "nameKey", "updatedAt", "createdAt"})
 PHI_COLLECTIONS = frozenset({"patients", "appointments", "prescriptions"})
 ChangeHook = Callable[[], Awaitable[None]]
+# What a write hands back: the document written, or None where it may find nothing.
+Written = TypeVar("Written", Document, Document | None)
 
 
 def utcnow() -> datetime:
@@ -75,7 +77,7 @@ class DocumentStore:
     encryptor: FieldEncryptor | None = None
 
     def __init__(
-        self, db: AsyncDatabase, scope: AccessScope, on_change: ChangeHook | None = None
+        self, db: AsyncDatabase[Document], scope: AccessScope, on_change: ChangeHook | None = None
     ) -> None:
         self.db = db
         self.collection = db[self.collection_name]
@@ -127,8 +129,9 @@ class DocumentStore:
         return document
 
     @staticmethod
-    def search_filter(**criteria: Any) -> Document:
-        """The MongoDB filter for a list's criteria; each store defines its own."""
+    def search_filter(*args: Any, **criteria: Any) -> Document:
+        """The MongoDB filter for a list's criteria; each store defines its own, with
+        its own keyword arguments (mypy accepts any override of `*args, **kwargs: Any`)."""
         raise NotImplementedError
 
     async def search(self, *, request: PageRequest, **criteria: Any) -> Page[Document]:
@@ -215,10 +218,10 @@ class DocumentStore:
             # bound): the embedded planner serves only one, so the other filters the
             # index-served stage's output (mongod merges the two stages back).
             pipeline = [{"$match": served}, {"$match": rest}, {"$sort": dict(sort)}]
-            cursor = await self.collection.aggregate(
+            aggregated = await self.collection.aggregate(
                 [*pipeline, {"$limit": limit}], batchSize=limit + 1
             )
-            return await cursor.to_list()
+            return await aggregated.to_list()
         cursor = self.collection.find(query).sort(sort).limit(limit)
         return await cursor.batch_size(limit + 1).to_list()
 
@@ -229,7 +232,7 @@ class DocumentStore:
         parent_ids: Sequence[ObjectId],
         filter: Document,
         request: PageRequest,
-    ) -> dict[Hashable, Page[Document]]:
+    ) -> dict[ObjectId, Page[Document]]:
         """One aggregation returns a page of children for each parent (nested lists)."""
         sort = list(self.default_sort)
         match = await self._scoped(merge(filter, {parent_field: {"$in": list(set(parent_ids))}}))
@@ -260,7 +263,7 @@ class DocumentStore:
 
     async def counts_by_parent(
         self, *, parent_field: str, parent_ids: Sequence[ObjectId], filter: Document
-    ) -> dict[Hashable, int]:
+    ) -> dict[ObjectId, int]:
         """How many children match `filter` for each parent, in one grouped count (a
         nested list's totalCount): the same one round trip for 1 or 500 parents."""
         match = await self._scoped(merge(filter, {parent_field: {"$in": list(set(parent_ids))}}))
@@ -291,16 +294,16 @@ class DocumentStore:
         self,
         action: Action,
         fields: Sequence[str],
-        run: Callable[[AsyncClientSession | None], Awaitable[Document | None]],
+        run: Callable[[AsyncClientSession | None], Awaitable[Written]],
         session: AsyncClientSession | None,
-    ) -> Document | None:
+    ) -> Written:
         """Run a write of PHI together with its audit record (datasources/phi_access.py):
         in the caller's transaction, or in a transaction of its own."""
         writer = self.scope.audit if self.collection_name in PHI_COLLECTIONS else None
         if writer is None:
             return await run(session)
 
-        async def work(transaction: AsyncClientSession) -> Document | None:
+        async def work(transaction: AsyncClientSession) -> Written:
             document = await run(transaction)
             if document is not None:
                 await writer.record_write(
@@ -319,7 +322,9 @@ class DocumentStore:
             await self._changed()
         return document
 
-    async def insert(self, *, fields: Document, session: AsyncClientSession | None = None):
+    async def insert(
+        self, *, fields: Document, session: AsyncClientSession | None = None
+    ) -> Document:
         async def run(session: AsyncClientSession | None) -> Document:
             now = utcnow()
             document = {"_id": ObjectId(), **fields, "createdAt": now, "updatedAt": now}
@@ -363,7 +368,7 @@ class DocumentStore:
 
         return await self._audited(Action.UPDATE, list(changes), run, session)
 
-    async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None):
+    async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None) -> Document:
         async def run(session: AsyncClientSession | None) -> Document:
             document = await self.collection.find_one_and_delete(
                 await self._scoped({"_id": id}), session=session

@@ -25,7 +25,7 @@ INDEXES = [
 
 
 class EmergencyGrantStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db[COLLECTION]
 
     async def ensure_indexes(self) -> None:

@@ -8,81 +8,77 @@ requests would hand one caller's results to another.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiodataloader import DataLoader
 from bson import ObjectId
 
 from datasources.pagination import Page, PageRequest
-from observability.metrics import observed_batches
-
-T = TypeVar("T")
+from datasources.typed_loader import TypedLoader
 
 if TYPE_CHECKING:
     from datasources import DataSources
-    from datasources.documents import DocumentStore
+    from datasources.billing import Row
+    from datasources.documents import Document, DocumentStore
+
+T = TypeVar("T")
+P = TypeVar("P")  # a parent's id
+R = TypeVar("R")  # a child row
+
+# A list's filter as a hashable key part: sorted (name, value) pairs, None left out
+# (resolvers/common.criteria); a store's search_filter takes them as keywords.
+Criteria = tuple[tuple[str, Any], ...]
+# (parent id, page request, criteria): one parent's page of children.
+ChildrenKey = tuple[P, PageRequest, Criteria]
+# (parent id, criteria): one parent's number of matching children.
+CountKey = tuple[P, Criteria]
+FetchPages = Callable[[list[P], PageRequest, dict[str, Any]], Awaitable[Mapping[P, Page[R]]]]
+FetchCounts = Callable[[list[P], dict[str, Any]], Awaitable[Mapping[P, int]]]
 
 
-def _batch_loader(batch: Callable[[list[Any]], Awaitable[Sequence[Any]]]) -> DataLoader:
-    return DataLoader(batch_load_fn=observed_batches(batch), max_batch_size=1000)
-
-
-def _loader(fetch: Callable[..., Awaitable[Sequence[Any]]], keys_argument: str) -> DataLoader:
-    """A loader over a store method taking its keys as one keyword argument."""
-
-    async def batch(keys: list[Any]) -> Sequence[Any]:
-        return await fetch(**{keys_argument: keys})
-
-    return _batch_loader(batch)
-
-
-def _children_loader(
-    fetch: Callable[..., Awaitable[dict[Hashable, Page]]],
-) -> DataLoader:
-    """Loader for a parent's page of children, keyed by (parent id, page request, criteria)
-    where criteria is a hashable tuple of (name, value) filter pairs.
+def _children_loader(fetch: FetchPages[P, R]) -> TypedLoader[ChildrenKey[P], Page[R]]:
+    """Loader for a parent's page of children.
 
     Keys that share a page request and criteria are fetched together in one query.
     """
 
-    async def batch(keys: list[tuple[Any, PageRequest, tuple]]) -> list[Page]:
-        groups: dict[tuple[PageRequest, tuple], list[Any]] = {}
+    async def batch(keys: list[ChildrenKey[P]]) -> list[Page[R]]:
+        groups: dict[tuple[PageRequest, Criteria], list[P]] = {}
         for parent_id, request, criteria in keys:
             groups.setdefault((request, criteria), []).append(parent_id)
-        pages: dict[tuple, Page] = {}
+        pages: dict[ChildrenKey[P], Page[R]] = {}
         for (request, criteria), parent_ids in groups.items():
-            found = await fetch(parent_ids=parent_ids, request=request, criteria=dict(criteria))
+            found = await fetch(parent_ids, request, dict(criteria))
             for parent_id, page in found.items():
                 pages[(parent_id, request, criteria)] = page
         return [pages[key] for key in keys]
 
-    return _batch_loader(batch)
+    return TypedLoader(batch)
 
 
-def _counts_loader(fetch: Callable[..., Awaitable[dict[Hashable, int]]]) -> DataLoader:
-    """Loader for a parent's number of matching children (a nested totalCount), keyed by
-    (parent id, criteria); keys sharing criteria are counted together, grouped by parent."""
+def _counts_loader(fetch: FetchCounts[P]) -> TypedLoader[CountKey[P], int]:
+    """Loader for a parent's number of matching children (a nested totalCount); keys
+    sharing criteria are counted together, grouped by parent."""
 
-    async def batch(keys: list[tuple[Any, tuple]]) -> list[int]:
-        groups: dict[tuple, list[Any]] = {}
+    async def batch(keys: list[CountKey[P]]) -> list[int]:
+        groups: dict[Criteria, list[P]] = {}
         for parent_id, criteria in keys:
             groups.setdefault(criteria, []).append(parent_id)
-        counts: dict[tuple, int] = {}
+        counts: dict[CountKey[P], int] = {}
         for criteria, parent_ids in groups.items():
-            found = await fetch(parent_ids=parent_ids, criteria=dict(criteria))
+            found = await fetch(parent_ids, dict(criteria))
             for parent_id, count in found.items():
                 counts[(parent_id, criteria)] = count
         return [counts[key] for key in keys]
 
-    return _batch_loader(batch)
+    return TypedLoader(batch)
 
 
 class Loaders:
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
-        self._child_counts: dict[tuple[str, str], DataLoader] = {}
+        self._child_counts: dict[tuple[str, str], TypedLoader[CountKey[ObjectId], int]] = {}
         self._once: dict[Hashable, asyncio.Future[Any]] = {}
 
     def once(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> Awaitable[T]:
@@ -92,13 +88,17 @@ class Loaders:
             self._once[key] = asyncio.ensure_future(fetch())
         return self._once[key]
 
-    def child_counts(self, store: DocumentStore, parent_field: str) -> DataLoader:
+    def child_counts(
+        self, store: DocumentStore, parent_field: str
+    ) -> TypedLoader[CountKey[ObjectId], int]:
         """The totalCount loader of a nested list of `store`'s records under a parent
         named by `parent_field` (created on first use, one per relation)."""
         key = (store.collection_name, parent_field)
         if key not in self._child_counts:
 
-            async def fetch(*, parent_ids: list[ObjectId], criteria: dict) -> dict[Hashable, int]:
+            async def fetch(
+                parent_ids: list[ObjectId], criteria: dict[str, Any]
+            ) -> dict[ObjectId, int]:
                 return await store.counts_by_parent(
                     parent_field=parent_field,
                     parent_ids=parent_ids,
@@ -109,39 +109,48 @@ class Loaders:
         return self._child_counts[key]
 
     @cached_property
-    def bill_counts_by_patient(self) -> DataLoader:
-        async def fetch(*, parent_ids: list[str], criteria: dict) -> dict[Hashable, int]:
-            counts = await self.sources.billing.counts_by_patient(patient_ids=parent_ids)
-            return dict(counts)
+    def bill_counts_by_patient(self) -> TypedLoader[CountKey[str], int]:
+        async def fetch(parent_ids: list[str], criteria: dict[str, Any]) -> dict[str, int]:
+            return await self.sources.billing.counts_by_patient(patient_ids=parent_ids)
 
         return _counts_loader(fetch)
 
     @cached_property
-    def patient_by_id(self) -> DataLoader:
-        return _loader(self.sources.patients.get_many, "ids")
+    def patient_by_id(self) -> TypedLoader[ObjectId, Document | None]:
+        patients = self.sources.patients
+        return TypedLoader(lambda ids: patients.get_many(ids=ids))
 
     @cached_property
-    def doctor_by_id(self) -> DataLoader:
-        return _loader(self.sources.doctors.get_many, "ids")
+    def doctor_by_id(self) -> TypedLoader[ObjectId, Document | None]:
+        doctors = self.sources.doctors
+        return TypedLoader(lambda ids: doctors.get_many(ids=ids))
 
     @cached_property
-    def appointment_by_id(self) -> DataLoader:
-        return _loader(self.sources.appointments.get_many, "ids")
+    def appointment_by_id(self) -> TypedLoader[ObjectId, Document | None]:
+        appointments = self.sources.appointments
+        return TypedLoader(lambda ids: appointments.get_many(ids=ids))
 
     @cached_property
-    def prescription_by_id(self) -> DataLoader:
-        return _loader(self.sources.prescriptions.get_many, "ids")
+    def prescription_by_id(self) -> TypedLoader[ObjectId, Document | None]:
+        prescriptions = self.sources.prescriptions
+        return TypedLoader(lambda ids: prescriptions.get_many(ids=ids))
 
     @cached_property
-    def bill_by_id(self) -> DataLoader:
-        return _loader(self.sources.billing.get_many, "ids")
+    def bill_by_id(self) -> TypedLoader[int, Row | None]:
+        billing = self.sources.billing
+        return TypedLoader(lambda ids: billing.get_many(ids=ids))
 
     @cached_property
-    def bill_by_appointment_id(self) -> DataLoader:
-        return _loader(self.sources.billing.by_appointment_ids, "appointment_ids")
+    def bill_by_appointment_id(self) -> TypedLoader[str, Row | None]:
+        billing = self.sources.billing
+        return TypedLoader(lambda ids: billing.by_appointment_ids(appointment_ids=ids))
 
-    def _mongo_children(self, store, parent_field: str) -> DataLoader:
-        async def fetch(*, parent_ids: list[ObjectId], request: PageRequest, criteria: dict):
+    def _mongo_children(
+        self, store: DocumentStore, parent_field: str
+    ) -> TypedLoader[ChildrenKey[ObjectId], Page[Document]]:
+        async def fetch(
+            parent_ids: list[ObjectId], request: PageRequest, criteria: dict[str, Any]
+        ) -> dict[ObjectId, Page[Document]]:
             return await store.pages_by_parent(
                 parent_field=parent_field,
                 parent_ids=parent_ids,
@@ -152,20 +161,22 @@ class Loaders:
         return _children_loader(fetch)
 
     @cached_property
-    def appointments_by_patient(self) -> DataLoader:
+    def appointments_by_patient(self) -> TypedLoader[ChildrenKey[ObjectId], Page[Document]]:
         return self._mongo_children(self.sources.appointments, "patientId")
 
     @cached_property
-    def appointments_by_doctor(self) -> DataLoader:
+    def appointments_by_doctor(self) -> TypedLoader[ChildrenKey[ObjectId], Page[Document]]:
         return self._mongo_children(self.sources.appointments, "doctorId")
 
     @cached_property
-    def prescriptions_by_patient(self) -> DataLoader:
+    def prescriptions_by_patient(self) -> TypedLoader[ChildrenKey[ObjectId], Page[Document]]:
         return self._mongo_children(self.sources.prescriptions, "patientId")
 
     @cached_property
-    def bills_by_patient(self) -> DataLoader:
-        async def fetch(*, parent_ids: list[str], request: PageRequest, criteria: dict):
+    def bills_by_patient(self) -> TypedLoader[ChildrenKey[str], Page[Row]]:
+        async def fetch(
+            parent_ids: list[str], request: PageRequest, criteria: dict[str, Any]
+        ) -> dict[str, Page[Row]]:
             return await self.sources.billing.pages_by_patient(
                 patient_ids=parent_ids, request=request, **criteria
             )

@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any, TypeVar, overload
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from datasources.documents import Document
 from settings import Settings
+
+Client = TypeVar("Client", bound=AsyncMongoClient[Document])
+
+
+# With `client_class` (a subclass, e.g. runtime/mongo_gate.py's), the client is of it.
+@overload
+def create_client(
+    uri: str, settings: Settings, *, client_class: type[Client], **options: Any
+) -> Client: ...
+
+
+@overload
+def create_client(uri: str, settings: Settings, **options: Any) -> AsyncMongoClient[Document]: ...
 
 
 def create_client(
     uri: str,
     settings: Settings,
     *,
-    client_class: type[AsyncMongoClient] = AsyncMongoClient,
-    **options,
-) -> AsyncMongoClient:
+    client_class: type[AsyncMongoClient[Document]] = AsyncMongoClient,
+    **options: Any,
+) -> AsyncMongoClient[Document]:
     # One client per process: it owns the connection pool. Timeouts are explicit so a
-    # stalled server turns into an error instead of a hung request.
+    # stalled server turns into an error instead of a hung request. `options` are more
+    # AsyncMongoClient keyword options (event listeners, automatic encryption).
     return client_class(
         uri,
         tz_aware=True,
@@ -156,6 +172,6 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     for collection, models in INDEXES.items():
         await db[collection].create_indexes(models)

@@ -30,7 +30,9 @@ class PageRequest:
     after: str | None = None
 
     @classmethod
-    def build(cls, first: int | None, after: str | None, *, default: int, maximum: int):
+    def build(
+        cls, first: int | None, after: str | None, *, default: int, maximum: int
+    ) -> PageRequest:
         size = default if first is None else first
         if size < 0:
             raise BadUserInput("first must not be negative", field="first")
@@ -47,7 +49,7 @@ class Page(Generic[T]):
 
 
 # Cursors hold datetimes: decode them as UTC, never as the server's local time.
-_CODEC = CodecOptions(tz_aware=True, tzinfo=UTC)
+_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
 def encode_cursor(values: Sequence[Any], *, list_name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from datasources.clinical_history import new_version, with_new_version
 from datasources.documents import Document, DocumentStore
@@ -30,10 +31,19 @@ class PersonStore(DocumentStore):
     default_sort = (("nameKey", 1), ("_id", 1))
     sort_types = (str, ObjectId)
 
-    async def insert(self, *, fields: Document, session=None) -> Document:
+    async def insert(
+        self, *, fields: Document, session: AsyncClientSession | None = None
+    ) -> Document:
         return await super().insert(fields=with_name_index(fields), session=session)
 
-    async def update(self, *, id, changes: Document, expect=None, session=None):
+    async def update(
+        self,
+        *,
+        id: ObjectId,
+        changes: Document,
+        expect: Document | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> Document | None:
         if ("givenName" in changes) != ("familyName" in changes):
             current = await self.get(id=id, session=session)
             changes = {
@@ -50,12 +60,21 @@ class PatientStore(PersonStore):
     collection_name = "patients"
     entity = "Patient"
 
-    async def insert(self, *, fields: Document, session=None) -> Document:
+    async def insert(
+        self, *, fields: Document, session: AsyncClientSession | None = None
+    ) -> Document:
         return await super().insert(
             fields={**fields, "clinicalVersion": new_version()}, session=session
         )
 
-    async def update(self, *, id, changes: Document, expect=None, session=None):
+    async def update(
+        self,
+        *,
+        id: ObjectId,
+        changes: Document,
+        expect: Document | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> Document | None:
         # Conditions and allergies change the safety check: move the history version too.
         return await super().update(
             id=id, changes=with_new_version(changes), expect=expect, session=session

@@ -4,8 +4,10 @@ every MongoDB aggregation (no binary floating point, no Decimal128 support neede
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from datasources import clinical_history
 from datasources.documents import Document, DocumentStore
@@ -21,22 +23,31 @@ class PrescriptionStore(DocumentStore):
     windowed = True
 
     @staticmethod
-    def search_filter(**criteria) -> Document:
+    def search_filter(**criteria: Any) -> Document:
         return prescription_filter(**criteria)
 
     # Every write moves the patient's clinical-history version (safety results cache).
-    async def insert(self, *, fields: Document, session=None) -> Document:
+    async def insert(
+        self, *, fields: Document, session: AsyncClientSession | None = None
+    ) -> Document:
         document = await super().insert(fields=fields, session=session)
         await clinical_history.bump(self.db, document["patientId"])
         return document
 
-    async def update(self, *, id: ObjectId, changes: Document, expect=None, session=None):
+    async def update(
+        self,
+        *,
+        id: ObjectId,
+        changes: Document,
+        expect: Document | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> Document | None:
         document = await super().update(id=id, changes=changes, expect=expect, session=session)
         if document is not None:
             await clinical_history.bump(self.db, document["patientId"])
         return document
 
-    async def delete(self, *, id: ObjectId, session=None):
+    async def delete(self, *, id: ObjectId, session: AsyncClientSession | None = None) -> Document:
         document = await super().delete(id=id, session=session)
         await clinical_history.bump(self.db, document["patientId"])
         return document

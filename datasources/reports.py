@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources.appointments import CANCELLED, COMPLETED, SCHEDULED
 from datasources.billing_tables import bills
+from datasources.documents import Document
 
 Row = dict[str, Any]
 DAY_MS = 86_400_000
 
 
-def _per_patient_then_per(key: Any, sums: dict[str, Any]) -> list[dict]:
+def _per_patient_then_per(key: Any, sums: dict[str, Any]) -> list[Document]:
     """Group by (key, patient), then by key: `patients` counts distinct patients.
 
     Cheaper than $addToSet + $size, which the embedded server evaluates in time
@@ -43,7 +44,7 @@ def _per_patient_then_per(key: Any, sums: dict[str, Any]) -> list[dict]:
     ]
 
 
-def _range(field: str, starts_from: datetime | None, before: datetime | None) -> dict:
+def _range(field: str, starts_from: datetime | None, before: datetime | None) -> Document:
     bounds: dict[str, datetime] = {}
     if starts_from is not None:
         bounds["$gte"] = starts_from
@@ -56,10 +57,10 @@ class ReportStore:
     """Aggregates over every record: who may run a report, and how much of it they see,
     is decided by the field's permission and auth/privacy.py, not by row scopes."""
 
-    def __init__(self, db: AsyncDatabase, engine: AsyncEngine) -> None:
+    def __init__(self, db: AsyncDatabase[Document], engine: AsyncEngine) -> None:
         self.db, self.engine = db, engine
 
-    async def _aggregate(self, collection: str, pipeline: list[dict]) -> list[Row]:
+    async def _aggregate(self, collection: str, pipeline: list[Document]) -> list[Row]:
         return await (await self.db[collection].aggregate(pipeline)).to_list()
 
     async def doctor_activity(
@@ -162,7 +163,7 @@ class ReportStore:
     async def monthly_appointments(self, *, year: int) -> list[Row]:
         """Per calendar month (UTC) of the year: appointments by status, distinct patients."""
 
-        def count(status: str) -> dict:
+        def count(status: str) -> Document:
             return {"$cond": [{"$eq": ["$status", status]}, 1, 0]}
 
         start = datetime(year, 1, 1, tzinfo=UTC)

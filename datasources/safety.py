@@ -20,12 +20,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from aiodataloader import DataLoader
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources.clinical_history import UNVERSIONED
+from datasources.documents import Document
 from datasources.scope import AccessScope
+from datasources.typed_loader import TypedLoader
 from knowledge.protocol import KnowledgeBase
 from safety import check
 from safety.model import (
@@ -169,7 +170,7 @@ class SafetyService:
 
     def __init__(
         self,
-        db: AsyncDatabase,
+        db: AsyncDatabase[Document],
         scope: AccessScope,
         cache: redis.Redis,
         kb: KnowledgeBase,
@@ -252,13 +253,9 @@ class SafetyService:
         return results
 
     @cached_property
-    def alerts_loader(self) -> DataLoader:
+    def alerts_loader(self) -> TypedLoader[CheckRequest, list[Alert] | None]:
         """Per request (this service is): a page of prescriptions costs one batch."""
-
-        async def batch(requests: list[CheckRequest]) -> list[list[Alert] | None]:
-            return await self.check_many(requests)
-
-        return DataLoader(batch_load_fn=batch, max_batch_size=1000)
+        return TypedLoader(self.check_many)
 
     async def snapshot(self, patient_id: ObjectId) -> Snapshot | None:
         """The patient's snapshot as the caller may see it (uncached), or None."""
@@ -272,7 +269,9 @@ class SafetyService:
     async def check_one(self, patient_id: ObjectId, draft: Draft) -> list[Alert] | None:
         return (await self.check_many([CheckRequest(patient_id, draft)]))[0]
 
-    async def _cache_get(self, keys: list[str]) -> dict[str, bytes]:
+    async def _cache_get(self, keys: list[str]) -> dict[str, bytes | str]:
+        # bytes from this client; redis-py's types allow str (decode_responses), and
+        # orjson reads either.
         if not keys:
             return {}
         try:

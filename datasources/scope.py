@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from auth.policy import ROW_SCOPES, Scope
 from auth.roles import Principal
 from datasources.billing_tables import bills
+from datasources.documents import Document
 from datasources.emergency import EmergencyGrantStore
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class AccessScope:
     def __init__(
         self,
         principal: Principal | None,
-        db: AsyncDatabase | None = None,
+        db: AsyncDatabase[Document] | None = None,
         *,
         unrestricted: bool = False,
     ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from datasources.filters import merge
 
@@ -30,7 +31,7 @@ def search_terms(*names: str) -> list[str]:
     return sorted(set(full.split()) | {full})
 
 
-def name_filter(query: str) -> dict:
+def name_filter(query: str) -> dict[str, Any]:
     tokens = normalise(query).split()
     if not tokens:
         return {}

@@ -39,7 +39,9 @@ class KeyStatistics:
     highest: datetime | None
 
 
-async def key_statistics(collection: AsyncCollection, query: Document, key: str) -> KeyStatistics:
+async def key_statistics(
+    collection: AsyncCollection[Document], query: Document, key: str
+) -> KeyStatistics:
     pipeline = [
         {"$match": query},
         {
