@@ -22,10 +22,10 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from accounts.sessions import SessionService
 from audit.request import open_audit, phi_channel
 from auth import passwords
 from auth.authenticate import authenticate
-from auth.sessions import SessionService
 from auth.throttle import LoginThrottle
 from backup.alarms import IntegrityAlarms
 from backup.schedule import BackupScheduler

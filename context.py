@@ -9,9 +9,9 @@ import redis.asyncio as redis
 from starlette.requests import Request
 from starlette.responses import Response
 
+from accounts.sessions import SessionService
 from audit.buffer import AuditBuffer
 from auth.roles import Principal
-from auth.sessions import SessionService
 from datasources import DataSources
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.loaders import Loaders

@@ -4,11 +4,11 @@ import re
 
 import strawberry
 
+from accounts.registration import INVALID_VERIFICATION, RegistrationService
+from accounts.sessions import SecondFactorNeeded, Session
 from auth import mfa
 from auth.passwords import check_policy, hash_password, verify_password
-from auth.registration import INVALID_VERIFICATION, RegistrationService
 from auth.roles import Role
-from auth.sessions import SecondFactorNeeded, Session
 from auth.throttle import RegistrationThrottle
 from datasources.ids import parse_id
 from datasources.outbox import Outbox

@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from accounts.sessions import Session, SessionService
 from auth.passwords import hash_password
 from auth.roles import Role
-from auth.sessions import Session, SessionService
 from auth.throttle import RegistrationThrottle
 from datasources import DataSources
 from datasources.documents import Document, utcnow
