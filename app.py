@@ -22,11 +22,9 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from accounts.sessions import SessionService
 from audit.request import open_audit, phi_channel
 from auth import passwords
 from auth.authenticate import authenticate
-from auth.throttle import LoginThrottle
 from backup.alarms import IntegrityAlarms
 from backup.schedule import BackupScheduler
 from cds.service import cds_routes
@@ -38,7 +36,7 @@ from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.key_management import encrypt_existing
 from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
 from datasources.scope import AccessScope
-from datasources.users import RefreshTokenStore, UserStore
+from datasources.users import UserStore
 from errors import HttpError, format_error
 from observability import metrics
 from observability.health import livez, readiness, readyz
@@ -290,22 +288,10 @@ class CareGraphView(GraphQL):
             response=response,
             settings=self.settings,
             sources=services.data_sources(scope),
-            redis=services.redis,
-            sessions=SessionService(
-                users=users,
-                refresh_tokens=RefreshTokenStore(services.db),
-                tokens=services.tokens,
-                throttle=LoginThrottle(
-                    services.redis,
-                    per_account=self.settings.login_failures_per_account,
-                    per_ip=self.settings.login_failures_per_ip,
-                    fallback=services.throttle_fallback,
-                ),
-                settings=self.settings,
-            ),
+            accounts=services.accounts(),
+            directory=services.directory(),
             principal=principal,
             auth_error=auth_error,
-            system_sources=services.data_sources(),
             reports=services.reports,
             report_cache=services.report_cache,
             integrity_alarms=IntegrityAlarmStore(services.db),

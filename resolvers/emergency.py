@@ -42,9 +42,7 @@ async def resolve_request_emergency_access(
         raise Forbidden("this account is not linked to a doctor record", reason="NO_DOCTOR_RECORD")
     patient = parse_id(patient_id, field="patientId")
     explanation = _reason(reason)
-    system = info.context.system_sources
-    assert system is not None
-    if (await system.patients.get_many(ids=[patient]))[0] is None:
+    if not await info.context.directory.patient_exists(id=patient):
         raise NotFound("Patient", str(patient_id))
     scope = info.context.sources.patients.scope
     active = await scope.emergency_grants()

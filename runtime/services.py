@@ -17,18 +17,25 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accounts.directory import Directory
+from accounts.registration import RegistrationService
+from accounts.service import AccountService
+from accounts.sessions import SessionService
 from auth.fallback_budget import FallbackBudget
-from auth.throttle import ACCOUNT_WINDOW_MS
+from auth.throttle import ACCOUNT_WINDOW_MS, LoginThrottle, RegistrationThrottle
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
 from datasources.cache import create_redis
 from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
+from datasources.outbox import Outbox
+from datasources.registrations import PendingRegistrations
 from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
 from datasources.safety import CheckCounters, SafetyService
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
+from datasources.users import RefreshTokenStore, UserStore
 from knowledge import KnowledgeBase, load_knowledge, load_shipped
 from observability import metrics
 from runtime.dependencies import DependencyStates
@@ -176,6 +183,47 @@ class Services:
             cache=self.derived_cache,
             encryptor=self.encryptor,
         )
+
+    def accounts(self) -> AccountService:
+        """Account management for one request (its stores are unscoped: see accounts/)."""
+        settings = self.settings
+        sessions = SessionService(
+            users=UserStore(self.db, AccessScope.system()),
+            refresh_tokens=RefreshTokenStore(self.db),
+            tokens=self.tokens,
+            throttle=LoginThrottle(
+                self.redis,
+                per_account=settings.login_failures_per_account,
+                per_ip=settings.login_failures_per_ip,
+                fallback=self.throttle_fallback,
+            ),
+            settings=settings,
+        )
+
+        def registration() -> RegistrationService:
+            return RegistrationService(
+                sessions=sessions,
+                records=self.data_sources,
+                pending=PendingRegistrations(self.db),
+                outbox=Outbox(self.db),
+                throttle=RegistrationThrottle(
+                    self.redis,
+                    per_ip=settings.registrations_per_ip,
+                    window_s=settings.registration_window_s,
+                ),
+                settings=settings,
+            )
+
+        return AccountService(
+            sessions=sessions,
+            registration=registration,
+            records=self.data_sources,
+            settings=settings,
+        )
+
+    def directory(self) -> Directory:
+        """Existence and staff names, read unscoped, for one request (accounts/directory.py)."""
+        return Directory(UserStore(self.db, AccessScope.system()), self.data_sources)
 
     def safety(self, scope: AccessScope | None = None) -> SafetyService:
         """Medication safety checks that read what `scope` allows."""
