@@ -35,6 +35,7 @@ from datasources.emergency import EmergencyGrantStore
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.key_management import encrypt_existing
 from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
+from datasources.redis.apq_store import ApqStore
 from datasources.scope import AccessScope
 from datasources.users import UserStore
 from errors import HttpError, format_error
@@ -42,7 +43,6 @@ from observability import metrics
 from observability.health import livez, readiness, readyz
 from observability.logs import with_request_id
 from observability.metrics_endpoint import metrics_route
-from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
 from runtime.dependencies import DependencyDown

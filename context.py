@@ -16,7 +16,7 @@ from datasources import DataSources
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.loaders import Loaders
 from datasources.phi_access import PhiStores
-from datasources.report_cache import CacheOutcome, ReportCache
+from datasources.redis.report_cache import CacheOutcome, ReportCache
 from datasources.reports import ReportStore
 from settings import Settings
 

@@ -19,10 +19,10 @@ from datetime import timedelta
 from accounts.sessions import Session, SessionService
 from auth.passwords import hash_password
 from auth.roles import Role
-from auth.throttle import RegistrationThrottle
 from datasources import DataSources
 from datasources.documents import Document, utcnow
 from datasources.outbox import ACCOUNT_EXISTS, VERIFY_EMAIL, Outbox
+from datasources.redis.throttle import RegistrationThrottle
 from datasources.registrations import PendingRegistrations, new_code
 from errors import Conflict, Unauthenticated
 from settings import Settings

@@ -13,9 +13,9 @@ from bson.errors import InvalidId
 
 from auth import logoff, mfa
 from auth.passwords import verify_password
-from auth.throttle import LoginThrottle
 from auth.tokens import REFRESH, InvalidToken, IssuedToken, TokenService
 from datasources.documents import Document, utcnow
+from datasources.redis.throttle import LoginThrottle
 from datasources.users import RefreshTokenStore, UserStore
 from errors import Unauthenticated
 from settings import Settings

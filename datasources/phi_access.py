@@ -23,7 +23,7 @@ from audit.buffer import AuditBuffer
 from audit.records import Action, Entity, Outcome, build_record
 from datasources.audit_log import AuditLog, AuditUnavailable
 from datasources.emergency import EmergencyGrantStore
-from datasources.phi_guard import BulkExportGuard
+from datasources.redis.phi_guard import BulkExportGuard
 
 if TYPE_CHECKING:
     from datasources.scope import AccessScope

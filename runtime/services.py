@@ -22,15 +22,16 @@ from accounts.registration import RegistrationService
 from accounts.service import AccountService
 from accounts.sessions import SessionService
 from auth.fallback_budget import FallbackBudget
-from auth.throttle import ACCOUNT_WINDOW_MS, LoginThrottle, RegistrationThrottle
+from auth.throttle import ACCOUNT_WINDOW_MS
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
-from datasources.cache import create_redis
 from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
 from datasources.outbox import Outbox
+from datasources.redis.client import create_redis
+from datasources.redis.report_cache import ReportCache
+from datasources.redis.throttle import LoginThrottle, RegistrationThrottle
 from datasources.registrations import PendingRegistrations
-from datasources.report_cache import ReportCache
 from datasources.reports import ReportStore
 from datasources.safety import CheckCounters, SafetyService
 from datasources.scope import AccessScope
@@ -86,7 +87,8 @@ class Services:
     def __post_init__(self) -> None:
         self.derived_cache = GenerationCache(self.report_cache)
 
-    # PHI safeguards: the audit log and the bulk-export guard (datasources/phi_*.py).
+    # PHI safeguards: the audit log (datasources/audit_log.py) and the bulk-export
+    # guard (datasources/redis/phi_guard.py).
     audit_log: AuditLog | None = None
     phi_guard: BulkExportGuard | None = None
     # Encrypts PHI fields on write; None with field encryption off.
