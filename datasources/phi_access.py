@@ -26,6 +26,7 @@ from datasources.emergency import EmergencyGrantStore
 from datasources.redis.phi_guard import BulkExportGuard
 
 if TYPE_CHECKING:
+    from datasources.documents import Document
     from datasources.scope import AccessScope
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ class AuditWriter:
     """The write side of one request's audit trail."""
 
     def __init__(
-        self, db: AsyncDatabase, log: AuditLog, buffer: AuditBuffer, scope: AccessScope
+        self, db: AsyncDatabase[Document], log: AuditLog, buffer: AuditBuffer, scope: AccessScope
     ) -> None:
         self.db, self.log, self.buffer, self.scope = db, log, buffer, scope
 

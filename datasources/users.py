@@ -12,6 +12,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from datasources.documents import Document, DocumentStore, utcnow
@@ -82,7 +83,7 @@ class UserStore(DocumentStore):
         doctor_id: ObjectId | None = None,
     ) -> Document:
         try:
-            return await self.insert(
+            user: Document = await self.insert(
                 fields={
                     "email": email.strip().lower(),
                     "passwordHash": password_hash,
@@ -96,13 +97,14 @@ class UserStore(DocumentStore):
             )
         except DuplicateKeyError:
             raise Conflict("an account with this email already exists", field="email") from None
+        return user
 
     async def change(self, *, id: ObjectId, changes: Document, revoke: bool) -> Document:
         """Apply `changes`; with revoke, every token issued before now stops working."""
         update: Document = {"$set": {**changes, "updatedAt": utcnow()}}
         if revoke:
             update["$inc"] = {"tokenVersion": 1}
-        document = await self.collection.find_one_and_update(
+        document: Document | None = await self.collection.find_one_and_update(
             {"_id": id}, update, return_document=ReturnDocument.AFTER
         )
         if document is None:
@@ -138,7 +140,7 @@ class RefreshTokenStore:
     replayed: the whole family is revoked, ending the session for thief and owner alike.
     """
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["refresh_tokens"]
 
     async def record(

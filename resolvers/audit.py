@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from audit.records import Action, Outcome
 from auth.roles import Role
 from datasources.ids import parse_id
 from datasources.pagination import Page, PageRequest, decode_cursor, encode_cursor
@@ -102,8 +103,8 @@ async def resolve_my_access_log(
         actor = record["actor"]
         return types.AccessLogEntry(
             at=record["recordedAt"],
-            action=types.Action(record["action"]),
-            outcome=types.Outcome(record["outcome"]),
+            action=Action(record["action"]),
+            outcome=Outcome(record["outcome"]),
             staff_name=names.get(actor["userId"]) or _staff_label(actor.get("role")),
             staff_role=actor.get("role"),
             emergency=any(e.get("emergencyGrantId") for e in mine),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as redis
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +26,7 @@ from auth.fallback_budget import FallbackBudget
 from auth.throttle import ACCOUNT_WINDOW_MS
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
+from datasources.documents import Document
 from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
 from datasources.outbox import Outbox
@@ -62,8 +64,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     settings: Settings
-    mongo_client: AsyncMongoClient
-    db: AsyncDatabase
+    mongo_client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
     engine: AsyncEngine
     redis: redis.Redis
     tokens: TokenService
@@ -93,10 +95,15 @@ class Services:
     phi_guard: BulkExportGuard | None = None
     # Encrypts PHI fields on write; None with field encryption off.
     encryptor: FieldEncryptor | None = None
-    plain_mongo_client: AsyncMongoClient | None = None  # no auto-decryption: key vault
+    plain_mongo_client: AsyncMongoClient[Document] | None = None  # no auto-decryption: key vault
 
     @classmethod
-    async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        mongo_event_listeners: Sequence[monitoring.CommandListener] | None = None,
+    ) -> Services:
         # First: a broken knowledge file stops the start, naming the file, before any
         # server is started.
         knowledge = (
@@ -122,6 +129,7 @@ class Services:
                 event_listeners=[*(mongo_event_listeners or []), metrics.RoundTripCounter()],
                 **phi_client_options(settings),
             )
+            assert isinstance(client, GatedMongoClient)  # create_client builds client_class
             client.gate = MongoGate(
                 per_process=settings.ops.mongodb_concurrency,
                 per_request=settings.ops.mongodb_concurrency_per_request,
