@@ -14,7 +14,7 @@ from auth.tokens import ACCESS, InvalidToken, TokenService
 
 
 class AccountStates(Protocol):
-    """Where an account's current state is read (datasources/users.py UserStore)."""
+    """Where an account's current state is read: the users store implements this."""
 
     async def token_state(self, *, id: ObjectId) -> Mapping[str, Any] | None:
         """role, disabled, tokenVersion, patientId, doctorId and revokedSessions."""

@@ -3,7 +3,7 @@
 Attempts per account per minute (a right password resets it) and failed attempts per
 client address per 15 minutes. Every attempt is counted before its password is checked,
 so 50 aliased login mutations in one request, or 50 requests at once, are 50 attempts.
-The counters live in Redis (datasources/redis/throttle.py); while Redis is down, a small
+The counters live in Redis (the Redis-backed stores own them); while Redis is down, a small
 in-process budget per account takes over (auth/fallback_budget.py).
 """
 
