@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from datasources.scope import AccessScope
 
 T = TypeVar("T")
+# The transaction a write and its audit record share; callers only pass it through.
+Transaction: TypeAlias = AsyncClientSession
 logger = logging.getLogger("caregraph.phi_guard")
 
 # Collections whose writes are PHI writes, and the resource type their records name.

@@ -4,12 +4,12 @@ import re
 
 import strawberry
 from bson import ObjectId
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from audit.records import Action
 from datasources.documents import Document
 from datasources.ids import parse_id
 from datasources.pagination import Page, decode_cursor, encode_cursor
+from datasources.phi_access import Transaction
 from errors import BadUserInput, Conflict, Forbidden, NotFound
 from resolvers.audit import _phi
 from resolvers.common import Info, page_request
@@ -59,7 +59,7 @@ async def resolve_request_emergency_access(
     grants_store = _phi(info).grants
     minutes = info.context.settings.emergency_access_minutes
 
-    async def work(session: AsyncClientSession | None) -> Document:
+    async def work(session: Transaction | None) -> Document:
         return await grants_store.grant(
             doctor_id=doctor_id,
             user_id=user_id,
@@ -73,7 +73,7 @@ async def resolve_request_emergency_access(
         grant = await work(None)
     else:
 
-        async def audited(session: AsyncClientSession) -> Document:
+        async def audited(session: Transaction) -> Document:
             # The grant and its audit record commit together, or neither does.
             grant = await work(session)
             await writer.record_event(
