@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import redis.asyncio as redis
 from starlette.requests import Request
 from starlette.responses import Response
 
+from accounts.directory import Directory
+from accounts.service import AccountService
 from audit.buffer import AuditBuffer
 from auth.roles import Principal
-from auth.sessions import SessionService
 from datasources import DataSources
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.loaders import Loaders
 from datasources.phi_access import PhiStores
-from datasources.report_cache import CacheOutcome, ReportCache
+from datasources.redis.report_cache import CacheOutcome, ReportCache
 from datasources.reports import ReportStore
 from settings import Settings
 
@@ -33,14 +33,13 @@ class Context:
     settings: Settings
     # Scoped to `principal`: every read and write sees only what the caller may see.
     sources: DataSources
-    redis: redis.Redis
-    sessions: SessionService
+    # Account management, and the few unscoped facts other flows need: the only ways to
+    # the unscoped stores, which never sit on the context themselves.
+    accounts: AccountService
+    directory: Directory
     principal: Principal | None = None
     # Why a presented token was refused (expired, revoked, ...), for the error message.
     auth_error: str | None = None
-    # Unscoped stores, for account flows only (registration creates a patient record
-    # before its owner has a session). Never hand these to ordinary resolvers.
-    system_sources: DataSources | None = None
     # Report aggregations and their shared cache (process-wide objects).
     reports: ReportStore | None = None
     report_cache: ReportCache | None = None

@@ -3,25 +3,26 @@ token is verified and checked against the account's current state."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 from bson import ObjectId
 from bson.errors import InvalidId
 
 from auth.roles import Principal, Role
 from auth.tokens import ACCESS, InvalidToken, TokenService
-from datasources.users import UserStore
 
-_STATE = {
-    "role": 1,
-    "disabled": 1,
-    "tokenVersion": 1,
-    "patientId": 1,
-    "doctorId": 1,
-    "revokedSessions": 1,
-}
+
+class AccountStates(Protocol):
+    """Where an account's current state is read: the users store implements this."""
+
+    async def token_state(self, *, id: ObjectId) -> Mapping[str, Any] | None:
+        """role, disabled, tokenVersion, patientId, doctorId and revokedSessions."""
+        ...
 
 
 async def authenticate(
-    authorization: str | None, *, tokens: TokenService, users: UserStore
+    authorization: str | None, *, tokens: TokenService, users: AccountStates
 ) -> tuple[Principal | None, str | None]:
     """(principal, None) for a valid token; (None, why) otherwise; (None, None) if none."""
     if not authorization:
@@ -38,7 +39,7 @@ async def authenticate(
         return None, "invalid token"
     # One indexed read per request: revocation (logout, password or role change,
     # disabling) takes effect at once instead of when the token expires.
-    user = await users.collection.find_one({"_id": user_id}, projection=_STATE)
+    user = await users.token_state(id=user_id)
     if user is None or user["disabled"] or user["tokenVersion"] != claims.get("ver"):
         return None, "token revoked"
     if claims.get("sid") in (user.get("revokedSessions") or {}):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from datasources.documents import utcnow
 from settings import Settings
 
 MESSAGES = {
@@ -20,10 +19,9 @@ MESSAGES = {
 }
 
 
-def refresh_conditions(settings: Settings, now: datetime | None = None) -> dict[str, datetime]:
-    """The earliest issue time and session start a refresh token may have now."""
-    moment = now or utcnow()
+def refresh_conditions(settings: Settings, now: datetime) -> dict[str, datetime]:
+    """The earliest issue time and session start a refresh token may have at `now`."""
     return {
-        "issued_after": moment - timedelta(seconds=settings.session_idle_timeout_s),
-        "session_started_after": moment - timedelta(seconds=settings.session_max_lifetime_s),
+        "issued_after": now - timedelta(seconds=settings.session_idle_timeout_s),
+        "session_started_after": now - timedelta(seconds=settings.session_max_lifetime_s),
     }

@@ -1,5 +1,5 @@
 """The access policy, as data: who may read every type and field, who may call every
-root field, and which records each role sees (enforced in datasources/scope.py).
+root field, and which records each role sees (enforced by the stores' access scope).
 
 Reading the table: TYPE_READERS says which roles may hold an object of a type at all;
 FIELDS lists every field of every type with the roles that may read it (a subset of the

@@ -58,9 +58,12 @@ class Disclosure:
     def allows(self, patients: int) -> bool:
         return self.minimum_group_size is None or patients >= self.minimum_group_size
 
-    def keep(self, rows: Iterable[dict[str, Any]], *, count: str = "patients"):
+    def keep(
+        self, rows: Iterable[dict[str, Any]], *, count: str = "patients"
+    ) -> tuple[list[dict[str, Any]], int]:
         """Rows large enough to show, and how many were suppressed."""
-        kept, suppressed = [], 0
+        kept: list[dict[str, Any]] = []
+        suppressed = 0
         for row in rows:
             if self.allows(row[count]):
                 kept.append(row)

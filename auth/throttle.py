@@ -1,37 +1,18 @@
-"""Login throttling in Redis: attempts per account per minute (a right password resets
-it) and failed attempts per client address per 15 minutes. Every attempt is counted
-before its password is checked, so 50 aliased login mutations in one request, or 50
-requests at once, are 50 attempts."""
+"""Login and sign-up throttling: the limits, the counter keys and the refusal.
+
+Attempts per account per minute (a right password resets it) and failed attempts per
+client address per 15 minutes. Every attempt is counted before its password is checked,
+so 50 aliased login mutations in one request, or 50 requests at once, are 50 attempts.
+The counters live in Redis (the Redis-backed stores own them); while Redis is down, a small
+in-process budget per account takes over (auth/fallback_budget.py).
+"""
 
 from __future__ import annotations
 
-import logging
-
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
-from auth.fallback_budget import FallbackBudget
 from errors import CareGraphError
 
-log = logging.getLogger(__name__)
 ACCOUNT_WINDOW_MS = 60_000
 IP_WINDOW_MS = 15 * 60_000
-
-# INCR and set the expiry on first use, atomically: a crash between the two commands
-# must not leave a counter that never expires.
-_COUNT_ATTEMPT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-
-# Give back one attempt, never below zero and never creating a key (an expired window
-# must not come back as a counter without expiry).
-_GIVE_BACK = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then return redis.call('DECR', KEYS[1]) end
-return 0
-"""
 
 
 class RateLimited(CareGraphError):
@@ -43,62 +24,6 @@ class RateLimited(CareGraphError):
         )
 
 
-# Used when no process-wide fallback is passed in (tests, scripts).
-_DEFAULT_FALLBACK = FallbackBudget(limit=3, window_s=ACCOUNT_WINDOW_MS / 1000)
-
-
-class LoginThrottle:
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        per_account: int,
-        per_ip: int,
-        fallback: FallbackBudget | None = None,
-    ) -> None:
-        self.redis, self.per_account, self.per_ip = client, per_account, per_ip
-        # While Redis is down: a small per-process budget per account (fail closed).
-        self.fallback = fallback or _DEFAULT_FALLBACK
-
-    @staticmethod
-    def _keys(email: str, ip: str) -> tuple[str, str]:
-        return f"login:fail:account:{email.strip().lower()}", f"login:fail:ip:{ip}"
-
-    async def attempt(self, *, email: str, ip: str) -> None:
-        """Count this attempt before the password is checked, atomically: requests sent
-        at the same moment cannot all slip under the limit before any failure counts.
-        Raises RateLimited once the budget is spent."""
-        account_key, ip_key = self._keys(email, ip)
-        try:
-            account = await self.redis.eval(_COUNT_ATTEMPT, 1, account_key, ACCOUNT_WINDOW_MS)
-            by_ip = await self.redis.eval(_COUNT_ATTEMPT, 1, ip_key, IP_WINDOW_MS)
-            if int(account) > self.per_account:
-                raise RateLimited(await self._retry_after(account_key))
-            if int(by_ip) > self.per_ip:
-                raise RateLimited(await self._retry_after(ip_key))
-        except RedisError:
-            # Neither open (free guessing during an outage) nor closed for everyone:
-            # the attacked account runs out of a small in-process budget.
-            log.warning("login throttle: Redis unavailable; using the in-process budget")
-            retry_after = self.fallback.spend(account_key)
-            if retry_after is not None:
-                raise RateLimited(retry_after) from None
-
-    async def _retry_after(self, key: str) -> int:
-        return max(1, -(-int(await self.redis.pttl(key)) // 1000))
-
-    async def succeeded(self, *, email: str, ip: str) -> None:
-        """A right password: the account's count starts again, and the attempt does not
-        count against the address (many people sign in from one hospital network)."""
-        account_key, ip_key = self._keys(email, ip)
-        try:
-            await self.redis.delete(account_key)
-            await self.redis.eval(_GIVE_BACK, 1, ip_key)
-        except RedisError:
-            self.fallback.forget(account_key)
-            log.exception("could not reset the login throttle")
-
-
 class RegistrationRateLimited(RateLimited):
     def __init__(self, retry_after_s: int) -> None:
         CareGraphError.__init__(
@@ -108,20 +33,16 @@ class RegistrationRateLimited(RateLimited):
         )
 
 
-class RegistrationThrottle:
-    """Sign-ups per client address per window. Every call counts, before any work, so
-    one request with 20 aliased `register` mutations is 20 attempts."""
+def login_keys(email: str, ip: str) -> tuple[str, str]:
+    """The counters of a login attempt: its account (however the address is spelled)
+    and its client address."""
+    return f"login:fail:account:{email.strip().lower()}", f"login:fail:ip:{ip}"
 
-    def __init__(self, client: redis.Redis, *, per_ip: int, window_s: int) -> None:
-        self.redis, self.per_ip, self.window_ms = client, per_ip, window_s * 1000
 
-    async def attempt(self, *, ip: str) -> None:
-        key = f"register:ip:{ip}"
-        try:
-            count = await self.redis.eval(_COUNT_ATTEMPT, 1, key, self.window_ms)
-            if int(count) > self.per_ip:
-                ttl_ms = int(await self.redis.pttl(key))
-                raise RegistrationRateLimited(max(1, -(-ttl_ms // 1000)))
-        except RedisError:
-            # Like login: a Redis outage must not stop patients from signing up.
-            log.exception("registration throttle unavailable; allowing the attempt")
+def registration_key(ip: str) -> str:
+    return f"register:ip:{ip}"
+
+
+def retry_after_s(window_left_ms: int) -> int:
+    """Whole seconds until a window with `window_left_ms` left ends (at least 1)."""
+    return max(1, -(-window_left_ms // 1000))

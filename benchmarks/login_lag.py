@@ -460,7 +460,7 @@ COMPONENTS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("GraphQL validate", 2, ("function", "graphql/validation/validate.py", "validate")),
     ("context (token check, stores)", 2, ("function", "/app.py", "get_context")),
     ("execute (resolvers)", 2, ("function", "strawberry/schema/schema.py", "_execute_operation")),
-    ("login throttle (fakeredis, in-process)", 3, ("module", "/auth/throttle.py")),
+    ("login throttle (fakeredis, in-process)", 3, ("module", "/datasources/redis/throttle.py")),
     ("PyMongo (user by email, refresh token)", 3, ("module", "/pymongo/")),
     ("JWT signing (PyJWT)", 3, ("module", "/jwt/")),
     ("bcrypt hand-off (verify_password)", 3, ("function", "auth/passwords.py", "verify_password")),

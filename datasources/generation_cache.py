@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from datasources.report_cache import ReportCache
+from datasources.redis.report_cache import ReportCache
 
 T = TypeVar("T")
 MAX_ENTRIES = 10_000

@@ -9,7 +9,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources.documents import utcnow
+from datasources.documents import Document, utcnow
 
 # Templates the gateway knows how to render.
 VERIFY_EMAIL = "verify-email"  # data: code, expiresAt
@@ -17,11 +17,20 @@ ACCOUNT_EXISTS = "account-exists"  # someone tried to sign up with this address
 
 
 class Outbox:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["outbox"]
 
     async def enqueue(self, *, to: str, template: str, data: dict[str, Any]) -> ObjectId:
-        result = await self.collection.insert_one(
-            {"to": to, "template": template, "data": data, "createdAt": utcnow(), "sentAt": None}
+        # The id is chosen here (as the driver would), so its type is known.
+        message_id = ObjectId()
+        await self.collection.insert_one(
+            {
+                "_id": message_id,
+                "to": to,
+                "template": template,
+                "data": data,
+                "createdAt": utcnow(),
+                "sentAt": None,
+            }
         )
-        return result.inserted_id
+        return message_id

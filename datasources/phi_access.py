@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,12 +23,15 @@ from audit.buffer import AuditBuffer
 from audit.records import Action, Entity, Outcome, build_record
 from datasources.audit_log import AuditLog, AuditUnavailable
 from datasources.emergency import EmergencyGrantStore
-from datasources.phi_guard import BulkExportGuard
+from datasources.redis.phi_guard import BulkExportGuard
 
 if TYPE_CHECKING:
+    from datasources.documents import Document
     from datasources.scope import AccessScope
 
 T = TypeVar("T")
+# The transaction a write and its audit record share; callers only pass it through.
+Transaction: TypeAlias = AsyncClientSession
 logger = logging.getLogger("caregraph.phi_guard")
 
 # Collections whose writes are PHI writes, and the resource type their records name.
@@ -52,7 +55,7 @@ class AuditWriter:
     """The write side of one request's audit trail."""
 
     def __init__(
-        self, db: AsyncDatabase, log: AuditLog, buffer: AuditBuffer, scope: AccessScope
+        self, db: AsyncDatabase[Document], log: AuditLog, buffer: AuditBuffer, scope: AccessScope
     ) -> None:
         self.db, self.log, self.buffer, self.scope = db, log, buffer, scope
 

@@ -41,7 +41,7 @@ def code_hash(code: str) -> str:
 
 
 class PendingRegistrations:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["pending_registrations"]
 
     async def replace(

@@ -12,10 +12,22 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from datasources.documents import Document, DocumentStore, utcnow
 from errors import Conflict, NotFound
+
+# What authentication reads on every request: enough to build the principal and to see
+# whether the token was revoked (logout, password or role change, disabling, ended session).
+_TOKEN_STATE = {
+    "role": 1,
+    "disabled": 1,
+    "tokenVersion": 1,
+    "patientId": 1,
+    "doctorId": 1,
+    "revokedSessions": 1,
+}
 
 
 class UserStore(DocumentStore):
@@ -31,6 +43,36 @@ class UserStore(DocumentStore):
     async def by_email(self, *, email: str) -> Document | None:
         return await self.collection.find_one({"email": email.strip().lower()})
 
+    async def by_id(self, *, id: ObjectId) -> Document | None:
+        return await self.collection.find_one({"_id": id})
+
+    async def token_state(self, *, id: ObjectId) -> Document | None:
+        """The account fields a token is checked against (auth/authenticate.py), in one
+        indexed read, so revocation takes effect at once, not when the token expires."""
+        return await self.collection.find_one({"_id": id}, projection=_TOKEN_STATE)
+
+    async def accept_totp_step(self, *, id: ObjectId, step: int) -> bool:
+        """Record `step` as the account's last accepted TOTP time step, only if it is
+        later than any accepted before, atomically: no code (nor an older one still
+        inside the drift window) works twice. False if it was not later."""
+        fresh = await self.collection.update_one(
+            {
+                "_id": id,
+                "$or": [{"mfa.lastStep": {"$lt": step}}, {"mfa.lastStep": {"$exists": False}}],
+            },
+            {"$set": {"mfa.lastStep": step}},
+        )
+        return fresh.modified_count == 1
+
+    async def use_recovery_code(self, *, id: ObjectId, code_hash: str) -> bool:
+        """Remove one recovery code; False if it was already used. $pull makes
+        concurrent use of one code lose."""
+        used = await self.collection.update_one(
+            {"_id": id, "mfa.recoveryCodes": code_hash},
+            {"$pull": {"mfa.recoveryCodes": code_hash}},
+        )
+        return used.modified_count == 1
+
     async def create(
         self,
         *,
@@ -41,7 +83,7 @@ class UserStore(DocumentStore):
         doctor_id: ObjectId | None = None,
     ) -> Document:
         try:
-            return await self.insert(
+            user: Document = await self.insert(
                 fields={
                     "email": email.strip().lower(),
                     "passwordHash": password_hash,
@@ -55,13 +97,14 @@ class UserStore(DocumentStore):
             )
         except DuplicateKeyError:
             raise Conflict("an account with this email already exists", field="email") from None
+        return user
 
     async def change(self, *, id: ObjectId, changes: Document, revoke: bool) -> Document:
         """Apply `changes`; with revoke, every token issued before now stops working."""
         update: Document = {"$set": {**changes, "updatedAt": utcnow()}}
         if revoke:
             update["$inc"] = {"tokenVersion": 1}
-        document = await self.collection.find_one_and_update(
+        document: Document | None = await self.collection.find_one_and_update(
             {"_id": id}, update, return_document=ReturnDocument.AFTER
         )
         if document is None:
@@ -97,7 +140,7 @@ class RefreshTokenStore:
     replayed: the whole family is revoked, ending the session for thief and owner alike.
     """
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["refresh_tokens"]
 
     async def record(

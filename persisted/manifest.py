@@ -13,7 +13,7 @@ exact text, which is also the `body` in the Apollo manifest format.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class ManifestError(Exception):
 @dataclass(frozen=True)
 class Manifest:
     documents: tuple[TrustedDocument, ...]
+    # Lookups over `documents`, built once (not arguments, not part of equality).
+    _by_hash: dict[str, TrustedDocument] = field(init=False, repr=False, compare=False)
+    _by_body: dict[str, TrustedDocument] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, TrustedDocument] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_hash", {d.sha256: d for d in self.documents})
@@ -56,7 +60,7 @@ class Manifest:
         object.__setattr__(self, "_by_name", {d.name: d for d in self.documents})
 
     def by_hash(self, sha256: str) -> TrustedDocument | None:
-        return self._by_hash.get(sha256)  # type: ignore[attr-defined]
+        return self._by_hash.get(sha256)
 
     def by_document_id(self, document_id: str) -> TrustedDocument | None:
         if not document_id.startswith(DOCUMENT_ID_PREFIX):
@@ -64,10 +68,10 @@ class Manifest:
         return self.by_hash(document_id.removeprefix(DOCUMENT_ID_PREFIX))
 
     def by_body(self, body: str) -> TrustedDocument | None:
-        return self._by_body.get(body)  # type: ignore[attr-defined]
+        return self._by_body.get(body)
 
     def by_name(self, name: str) -> TrustedDocument | None:
-        return self._by_name.get(name)  # type: ignore[attr-defined]
+        return self._by_name.get(name)
 
     def to_json(self) -> dict[str, Any]:
         """The Apollo persisted query manifest format, for clients and routers."""
@@ -127,9 +131,9 @@ def _compile(
     prepared = prepare_document(schema, body, max_tokens=max_tokens, introspection=introspection)
     document = prepared.document
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1 or operations[0].name is None:
+    operation = operations[0] if len(operations) == 1 else None
+    if operation is None or operation.name is None:
         raise ValueError("a trusted document holds exactly one named operation")
-    operation = operations[0]
     if operation.name.value != path.stem:
         raise ValueError(f"the operation is named {operation.name.value}, the file {path.stem}")
     if prepared.errors:

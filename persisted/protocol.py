@@ -22,8 +22,8 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
 from strawberry.http import GraphQLRequestData
 
+from datasources.redis.apq_store import ApqStore
 from errors import HttpError
-from persisted.apq_store import ApqStore
 from persisted.manifest import Manifest, TrustedDocument, sha256_hex
 from schema.documents import prepare_document
 from settings import ALLOW_LIST_AUDIT, PERSISTED_ONLY, Settings

@@ -4,8 +4,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
-from bson import ObjectId
 
+from audit.records import Action, Outcome
 from auth.roles import Role
 from datasources.ids import parse_id
 from datasources.pagination import Page, PageRequest, decode_cursor, encode_cursor
@@ -83,22 +83,6 @@ def _staff_label(role: str | None) -> str:
     }.get(role or "", "Staff")
 
 
-async def _staff_names(info: Info, user_ids: set[str]) -> dict[str, str]:
-    """Doctors by name; other staff by role (their accounts have no public name)."""
-    system = info.context.system_sources
-    assert system is not None
-    ids = [ObjectId(user_id) for user_id in user_ids if ObjectId.is_valid(user_id)]
-    users = [u for u in await info.context.sessions.users.get_many(ids=ids) if u]
-    doctor_ids = [u["doctorId"] for u in users if u.get("doctorId")]
-    doctors = {d["_id"]: d for d in await system.doctors.get_many(ids=doctor_ids) if d}
-    names: dict[str, str] = {}
-    for user in users:
-        doctor = doctors.get(user.get("doctorId"))
-        if doctor is not None:
-            names[str(user["_id"])] = f"{doctor['givenName']} {doctor['familyName']}"
-    return names
-
-
 async def resolve_my_access_log(
     info: Info, first: int | None = None, after: str | None = None
 ) -> Connection[types.AccessLogEntry]:
@@ -109,8 +93,9 @@ async def resolve_my_access_log(
     # Someone else's access to my record; my own use of the app is not listed.
     filter = {"patientIds": me, "actor.userId": {"$ne": str(principal.user_id)}}
     page = await _seq_page(info, "myAccessLog", filter, page_request(info, first, after))
-    names = await _staff_names(
-        info, {r["actor"]["userId"] for r in page.items if r["actor"]["userId"]}
+    # Doctors by name; other staff by role (their accounts have no public name).
+    names = await info.context.directory.staff_names(
+        user_ids={r["actor"]["userId"] for r in page.items if r["actor"]["userId"]}
     )
 
     def entry(record: dict[str, Any]) -> types.AccessLogEntry:
@@ -118,8 +103,8 @@ async def resolve_my_access_log(
         actor = record["actor"]
         return types.AccessLogEntry(
             at=record["recordedAt"],
-            action=types.Action(record["action"]),
-            outcome=types.Outcome(record["outcome"]),
+            action=Action(record["action"]),
+            outcome=Outcome(record["outcome"]),
             staff_name=names.get(actor["userId"]) or _staff_label(actor.get("role")),
             staff_role=actor.get("role"),
             emergency=any(e.get("emergencyGrantId") for e in mine),

@@ -6,8 +6,10 @@ import strawberry
 from bson import ObjectId
 
 from audit.records import Action
+from datasources.documents import Document
 from datasources.ids import parse_id
 from datasources.pagination import Page, decode_cursor, encode_cursor
+from datasources.phi_access import Transaction
 from errors import BadUserInput, Conflict, Forbidden, NotFound
 from resolvers.audit import _phi
 from resolvers.common import Info, page_request
@@ -40,11 +42,10 @@ async def resolve_request_emergency_access(
     principal = info.context.principal
     if principal is None or principal.doctor_id is None:
         raise Forbidden("this account is not linked to a doctor record", reason="NO_DOCTOR_RECORD")
+    doctor_id, user_id = principal.doctor_id, principal.user_id
     patient = parse_id(patient_id, field="patientId")
     explanation = _reason(reason)
-    system = info.context.system_sources
-    assert system is not None
-    if (await system.patients.get_many(ids=[patient]))[0] is None:
+    if not await info.context.directory.patient_exists(id=patient):
         raise NotFound("Patient", str(patient_id))
     scope = info.context.sources.patients.scope
     active = await scope.emergency_grants()
@@ -58,16 +59,23 @@ async def resolve_request_emergency_access(
     grants_store = _phi(info).grants
     minutes = info.context.settings.emergency_access_minutes
 
-    async def work(session):  # noqa: ANN001, ANN202 - a pymongo session
-        grant = await grants_store.grant(
-            doctor_id=principal.doctor_id,
-            user_id=principal.user_id,
+    async def work(session: Transaction | None) -> Document:
+        return await grants_store.grant(
+            doctor_id=doctor_id,
+            user_id=user_id,
             patient_id=patient,
             reason=explanation,
             minutes=minutes,
             session=session,
         )
-        if writer is not None:
+
+    if writer is None:
+        grant = await work(None)
+    else:
+
+        async def audited(session: Transaction) -> Document:
+            # The grant and its audit record commit together, or neither does.
+            grant = await work(session)
             await writer.record_event(
                 action=Action.EMERGENCY_ACCESS,
                 resource_type="Patient",
@@ -76,12 +84,9 @@ async def resolve_request_emergency_access(
                 grant_id=str(grant["_id"]),
                 session=session,
             )
-        return grant
+            return grant
 
-    if writer is not None:
-        grant = await writer.committed_with(work)
-    else:
-        grant = await work(None)
+        grant = await writer.committed_with(audited)
     return types.EmergencyAccessGrant.from_document(grant)
 
 

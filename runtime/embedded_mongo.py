@@ -89,10 +89,10 @@ class EmbeddedMongo:
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         log_file.close()
-        host, port = self._wait_for_port(offset)
-        self.uri = f"mongodb://{host}:{port}/"
-        self.port = int(port)
-        log.info("embedded MongoDB (pid %s) listening on %s:%s", self.process.pid, host, port)
+        host, bound = self._wait_for_port(offset)
+        self.uri = f"mongodb://{host}:{bound}/"
+        self.port = int(bound)
+        log.info("embedded MongoDB (pid %s) listening on %s:%s", self.process.pid, host, bound)
         return self.uri
 
     def _wait_for_port(self, offset: int) -> tuple[str, str]:

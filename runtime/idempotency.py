@@ -27,7 +27,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.tokens import InvalidToken, TokenService
@@ -73,10 +73,10 @@ class IdempotentRequests:
     async def serve(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         key = dict(scope["headers"])[HEADER].decode("latin-1").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            response = _refusal(
+            refusal = _refusal(
                 400, f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters", "BAD_USER_INPUT"
             )
-            return await response(scope, receive, send)
+            return await refusal(scope, receive, send)
         body = await _read_body(receive)
         claim_id = hashlib.sha256(f"{self._subject(scope)}\0{key}".encode()).hexdigest()
         request_hash = hashlib.sha256(body).hexdigest()
@@ -129,7 +129,7 @@ class IdempotentRequests:
         except PyMongoError:
             log.warning("could not settle an idempotency key; a retry will be told so")
 
-    async def _answer_for_existing(self, claim_id: str, request_hash: str) -> Any:
+    async def _answer_for_existing(self, claim_id: str, request_hash: str) -> Response:
         existing = await self.keys.find_one({"_id": claim_id})
         if existing is None:  # expired between the insert and now: a rare race
             return _refusal(409, "Retry this request", "CONFLICT", **{"Retry-After": "1"})
@@ -142,8 +142,6 @@ class IdempotentRequests:
         if existing["state"] == "done":
             headers = {name: value for name, value in existing.get("headers", [])}
             headers["idempotent-replayed"] = "true"
-            from starlette.responses import Response
-
             return Response(bytes(existing["body"]), existing["status"], headers=headers)
         age = datetime.now(UTC) - existing["createdAt"].replace(tzinfo=UTC)
         if age.total_seconds() <= self.running_s + 1:

@@ -113,8 +113,8 @@ class GatedMongoClient(AsyncMongoClient):  # type: ignore[type-arg]
     def _gated(self, inner: Any) -> Any:
         return inner if self.gate is None else _GatedCheckout(self.gate, inner)
 
-    def _checkout(self, server: Any, session: Any) -> Any:  # type: ignore[override]
+    def _checkout(self, server: Any, session: Any) -> Any:
         return self._gated(super()._checkout(server, session))
 
-    def _conn_from_server(self, read_preference: Any, server: Any, session: Any) -> Any:  # type: ignore[override]
+    def _conn_from_server(self, read_preference: Any, server: Any, session: Any) -> Any:
         return self._gated(super()._conn_from_server(read_preference, server, session))

@@ -11,7 +11,7 @@ from datasources.emergency import EmergencyGrantStore
 from datasources.encryption import FieldEncryptor, auto_decryption_options
 from datasources.kms import key_vault_namespace, load_key_ring
 from datasources.mongo import create_client
-from datasources.phi_guard import BulkExportGuard
+from datasources.redis.phi_guard import BulkExportGuard
 
 if TYPE_CHECKING:
     from runtime.services import Services

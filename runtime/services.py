@@ -9,26 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as redis
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accounts.directory import Directory
+from accounts.registration import RegistrationService
+from accounts.service import AccountService
+from accounts.sessions import SessionService
 from auth.fallback_budget import FallbackBudget
 from auth.throttle import ACCOUNT_WINDOW_MS
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
-from datasources.cache import create_redis
+from datasources.documents import Document
 from datasources.generation_cache import GenerationCache
 from datasources.mongo import create_client, ensure_indexes
-from datasources.report_cache import ReportCache
+from datasources.outbox import Outbox
+from datasources.redis.client import create_redis
+from datasources.redis.report_cache import ReportCache
+from datasources.redis.throttle import LoginThrottle, RegistrationThrottle
+from datasources.registrations import PendingRegistrations
 from datasources.reports import ReportStore
 from datasources.safety import CheckCounters, SafetyService
 from datasources.scope import AccessScope
 from datasources.sql import create_engine, migrate
+from datasources.users import RefreshTokenStore, UserStore
 from knowledge import KnowledgeBase, load_knowledge, load_shipped
 from observability import metrics
 from runtime.dependencies import DependencyStates
@@ -54,8 +64,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     settings: Settings
-    mongo_client: AsyncMongoClient
-    db: AsyncDatabase
+    mongo_client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
     engine: AsyncEngine
     redis: redis.Redis
     tokens: TokenService
@@ -79,15 +89,21 @@ class Services:
     def __post_init__(self) -> None:
         self.derived_cache = GenerationCache(self.report_cache)
 
-    # PHI safeguards: the audit log and the bulk-export guard (datasources/phi_*.py).
+    # PHI safeguards: the audit log (datasources/audit_log.py) and the bulk-export
+    # guard (datasources/redis/phi_guard.py).
     audit_log: AuditLog | None = None
     phi_guard: BulkExportGuard | None = None
     # Encrypts PHI fields on write; None with field encryption off.
     encryptor: FieldEncryptor | None = None
-    plain_mongo_client: AsyncMongoClient | None = None  # no auto-decryption: key vault
+    plain_mongo_client: AsyncMongoClient[Document] | None = None  # no auto-decryption: key vault
 
     @classmethod
-    async def open(cls, settings: Settings, *, mongo_event_listeners: list | None = None):
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        mongo_event_listeners: Sequence[monitoring.CommandListener] | None = None,
+    ) -> Services:
         # First: a broken knowledge file stops the start, naming the file, before any
         # server is started.
         knowledge = (
@@ -113,6 +129,7 @@ class Services:
                 event_listeners=[*(mongo_event_listeners or []), metrics.RoundTripCounter()],
                 **phi_client_options(settings),
             )
+            assert isinstance(client, GatedMongoClient)  # create_client builds client_class
             client.gate = MongoGate(
                 per_process=settings.ops.mongodb_concurrency,
                 per_request=settings.ops.mongodb_concurrency_per_request,
@@ -176,6 +193,47 @@ class Services:
             cache=self.derived_cache,
             encryptor=self.encryptor,
         )
+
+    def accounts(self) -> AccountService:
+        """Account management for one request (its stores are unscoped: see accounts/)."""
+        settings = self.settings
+        sessions = SessionService(
+            users=UserStore(self.db, AccessScope.system()),
+            refresh_tokens=RefreshTokenStore(self.db),
+            tokens=self.tokens,
+            throttle=LoginThrottle(
+                self.redis,
+                per_account=settings.login_failures_per_account,
+                per_ip=settings.login_failures_per_ip,
+                fallback=self.throttle_fallback,
+            ),
+            settings=settings,
+        )
+
+        def registration() -> RegistrationService:
+            return RegistrationService(
+                sessions=sessions,
+                records=self.data_sources,
+                pending=PendingRegistrations(self.db),
+                outbox=Outbox(self.db),
+                throttle=RegistrationThrottle(
+                    self.redis,
+                    per_ip=settings.registrations_per_ip,
+                    window_s=settings.registration_window_s,
+                ),
+                settings=settings,
+            )
+
+        return AccountService(
+            sessions=sessions,
+            registration=registration,
+            records=self.data_sources,
+            settings=settings,
+        )
+
+    def directory(self) -> Directory:
+        """Existence and staff names, read unscoped, for one request (accounts/directory.py)."""
+        return Directory(UserStore(self.db, AccessScope.system()), self.data_sources)
 
     def safety(self, scope: AccessScope | None = None) -> SafetyService:
         """Medication safety checks that read what `scope` allows."""

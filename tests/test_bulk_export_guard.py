@@ -9,7 +9,7 @@ import pytest
 from bson import ObjectId
 
 from auth.roles import Role
-from datasources.phi_guard import ALARMS_KEY
+from datasources.redis.phi_guard import ALARMS_KEY
 from tests.conftest import http_client
 from tests.factories import book, create_doctor, create_patient, future_slot
 from tests.phi_support import audit_records

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datasources.cache import create_redis
+from datasources.redis.client import create_redis
 
 INCREMENT_WITH_EXPIRY = """
 local n = redis.call('INCR', KEYS[1])

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from bson import ObjectId
 
 from auth.roles import Role
-from datasources.cache import create_redis
-from datasources.report_cache import CacheOutcome, ReportCache
+from datasources.redis.client import create_redis
+from datasources.redis.report_cache import CacheOutcome, ReportCache
 from tests.conftest import http_client
 from tests.factories import book, create_doctor, create_patient, future_slot, iso
 from tests.support import GraphQLClient, issue_token

@@ -15,7 +15,8 @@ from sqlalchemy.exc import OperationalError
 
 from auth.fallback_budget import FallbackBudget
 from auth.roles import Role
-from auth.throttle import LoginThrottle, RateLimited
+from auth.throttle import RateLimited
+from datasources.redis.throttle import LoginThrottle
 from datasources.transactions import run_transaction
 from runtime.dependencies import Circuit, DependencyDown, ServiceUnavailable, dependency_of
 from tests.conftest import http_client

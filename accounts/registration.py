@@ -12,16 +12,17 @@ sign-up has no account, and `login` answers as for a wrong password.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from accounts.sessions import Session, SessionService
 from auth.passwords import hash_password
 from auth.roles import Role
-from auth.sessions import Session, SessionService
-from auth.throttle import RegistrationThrottle
 from datasources import DataSources
 from datasources.documents import Document, utcnow
 from datasources.outbox import ACCOUNT_EXISTS, VERIFY_EMAIL, Outbox
+from datasources.redis.throttle import RegistrationThrottle
 from datasources.registrations import PendingRegistrations, new_code
 from errors import Conflict, Unauthenticated
 from settings import Settings
@@ -38,7 +39,8 @@ INVALID_VERIFICATION = "invalid email or verification code"
 @dataclass(frozen=True)
 class RegistrationService:
     sessions: SessionService
-    system: DataSources
+    # Unscoped: the patient record is created before its owner has a session.
+    records: Callable[[], DataSources]
     pending: PendingRegistrations
     outbox: Outbox
     throttle: RegistrationThrottle
@@ -78,7 +80,7 @@ class RegistrationService:
         claimed = await self.pending.claim(email=email, code=code, now=utcnow())
         if claimed is None:
             raise Unauthenticated(INVALID_VERIFICATION)
-        patients = self.system.patients
+        patients = self.records().patients
         patient = await patients.insert(fields=claimed["patient"])
         try:
             user = await self.sessions.users.create(

@@ -13,9 +13,9 @@ from bson.errors import InvalidId
 
 from auth import logoff, mfa
 from auth.passwords import verify_password
-from auth.throttle import LoginThrottle
 from auth.tokens import REFRESH, InvalidToken, IssuedToken, TokenService
 from datasources.documents import Document, utcnow
+from datasources.redis.throttle import LoginThrottle
 from datasources.users import RefreshTokenStore, UserStore
 from errors import Unauthenticated
 from settings import Settings
@@ -112,25 +112,13 @@ class SessionService:
             step = mfa.matching_step(state["secret"], totp_code)
             if step is None:
                 return False
-            # Only a later time step than any accepted before, atomically: no code (nor
-            # an older one still inside the drift window) works twice.
-            fresh = await self.users.collection.update_one(
-                {
-                    "_id": user["_id"],
-                    "$or": [{"mfa.lastStep": {"$lt": step}}, {"mfa.lastStep": {"$exists": False}}],
-                },
-                {"$set": {"mfa.lastStep": step}},
-            )
-            return fresh.modified_count == 1
+            # Only a later step than any accepted before: no code works twice.
+            return await self.users.accept_totp_step(id=user["_id"], step=step)
         matched = mfa.matching_recovery_hash(recovery_code or "", state.get("recoveryCodes", []))
         if matched is None:
             return False
-        # Each recovery code works once; $pull makes concurrent use of one code lose.
-        used = await self.users.collection.update_one(
-            {"_id": user["_id"], "mfa.recoveryCodes": matched},
-            {"$pull": {"mfa.recoveryCodes": matched}},
-        )
-        return used.modified_count == 1
+        # Each recovery code works once.
+        return await self.users.use_recovery_code(id=user["_id"], code_hash=matched)
 
     async def refresh(self, *, token: str) -> Session:
         try:
@@ -141,7 +129,7 @@ class SessionService:
                 str(error) if isinstance(error, InvalidToken) else "invalid token"
             ) from None
         outcome, used = await self.refresh_tokens.use(
-            jti=claims["jti"], **logoff.refresh_conditions(self.settings)
+            jti=claims["jti"], **logoff.refresh_conditions(self.settings, utcnow())
         )
         if outcome == "replayed":
             # The session is compromised: its access tokens stop working now too, not
@@ -157,7 +145,7 @@ class SessionService:
             raise Unauthenticated(logoff.MESSAGES[outcome])
         if outcome != "ok" or used is None:
             raise Unauthenticated("refresh token revoked")
-        user = await self.users.collection.find_one({"_id": user_id})
+        user = await self.users.by_id(id=user_id)
         if user is None or user["disabled"] or user["tokenVersion"] != claims.get("ver"):
             await self.refresh_tokens.revoke_family(family=claims["fam"])
             raise Unauthenticated("refresh token revoked")
