@@ -17,7 +17,6 @@ from resolvers.common import (
     page_request,
     search_text,
 )
-from resolvers.guards import require_allowed_inputs
 from schema import appointment as appointment_types
 from schema import bill as bill_types
 from schema import enums
@@ -123,7 +122,6 @@ async def resolve_update_patient(
 ) -> types.Patient:
     store = info.context.sources.patients
     object_id, changes = parse_id(id), input.to_changes()
-    require_allowed_inputs(info, "updatePatient", changes)
     # Free-text conditions and allergies get their codes beside them (knowledge/coding.py).
     changes = code_patient_fields(changes, _knowledge(info))
     document = await (
