@@ -16,6 +16,7 @@ from resolvers.common import (
     Info,
     list_connection,
     load_existing,
+    update_or_read,
 )
 from schema import appointment as types
 from schema import bill as bill_types
@@ -146,7 +147,7 @@ async def resolve_reschedule_appointment(
 
 async def _transition(
     info: Info, id: strawberry.ID, to: str, reason: str | None = None, diagnosis: str | None = None
-):
+) -> types.AppointmentStatusResult:
     try:
         document = await info.context.sources.appointments.transition(
             id=parse_id(id), to=to, cancellation_reason=reason, diagnosis=diagnosis
@@ -178,11 +179,8 @@ async def resolve_complete_appointment(
 async def resolve_update_appointment(
     info: Info, id: strawberry.ID, input: types.UpdateAppointmentInput
 ) -> types.Appointment:
-    store = info.context.sources.appointments
     object_id, changes = parse_id(id), input.to_changes()
-    document = await (
-        store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
-    )
+    document = await update_or_read(info.context.sources.appointments, object_id, changes)
     return types.Appointment.from_document(document)
 
 

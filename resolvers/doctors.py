@@ -13,6 +13,7 @@ from resolvers.common import (
     list_connection,
     load_existing,
     search_text,
+    update_or_read,
 )
 from schema import appointment as appointment_types
 from schema import doctor as types
@@ -84,11 +85,8 @@ async def resolve_create_doctor(info: Info, input: types.CreateDoctorInput) -> t
 async def resolve_update_doctor(
     info: Info, id: strawberry.ID, input: types.UpdateDoctorInput
 ) -> types.Doctor:
-    store = info.context.sources.doctors
     object_id, changes = parse_id(id), input.to_changes()
-    document = await (
-        store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
-    )
+    document = await update_or_read(info.context.sources.doctors, object_id, changes)
     return types.Doctor.from_document(document)
 
 

@@ -23,6 +23,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from auth.policy import Argument, MutationRule, Stored
 from auth.roles import Principal, Role
+from datasources.documents import Document
 from datasources.ids import parse_id
 from datasources.loaders import Loaders
 from errors import Forbidden
@@ -48,7 +49,7 @@ def own_record(principal: Principal, role: Role) -> ObjectId | None:
     return principal.patient_id if role is Role.PATIENT else principal.doctor_id
 
 
-def record_loader(loaders: Loaders, record: str) -> DataLoader:
+def record_loader(loaders: Loaders, record: str) -> DataLoader[ObjectId, Document | None]:
     """The request's (row-scoped) loader for a record type a Stored rule names."""
     if record == "Appointment":
         return loaders.appointment_by_id

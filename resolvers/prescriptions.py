@@ -9,6 +9,7 @@ from datasources.prescriptions import ACTIVE
 from errors import Conflict
 from resolvers.common import (
     Info,
+    knowledge_base,
     list_connection,
     load_existing,
 )
@@ -87,7 +88,7 @@ async def resolve_update_prescription(
     if "drug" in changes:
         from knowledge.coding import code_drug
 
-        changes["drugCode"] = code_drug(changes["drug"], info.context.knowledge)
+        changes["drugCode"] = code_drug(changes["drug"], knowledge_base(info))
     merged = {**current, **changes}
     check.date_range(
         merged["startDate"], merged.get("endDate"), start_field="startDate", end_field="endDate"

@@ -25,7 +25,7 @@ from schema import prescription as prescription_types
 from schema import safety as types
 from schema.pagination import Connection, connection
 
-SEVERITY_RANK = {None: 0, **{s: s.rank for s in AlertSeverity}}
+SEVERITY_RANK: dict[AlertSeverity | None, int] = {None: 0, **{s: s.rank for s in AlertSeverity}}
 
 
 class SafetyAlertsNotAcknowledged(CareGraphError):

@@ -86,15 +86,19 @@ class Patient:
         )
     )
 
-    @strawberry.field(description="Given and family name.")
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
+        description="Given and family name."
+    )
     def name(self) -> str:
         return f"{self.given_name} {self.family_name}"
 
-    @strawberry.field(description="Age in whole years today (UTC).")
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
+        description="Age in whole years today (UTC)."
+    )
     def age(self) -> int:
-        return self.age_in_months() // 12
+        return whole_months_between(self.born, datetime.now(UTC).date()) // 12
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
         description="Age in whole months today (UTC), for paediatric dosing: what a pharmacist "
         "sees instead of the birth date."
     )
