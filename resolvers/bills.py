@@ -36,12 +36,13 @@ async def resolve_bills(
     paid: bool | None = None,
 ) -> Connection[types.Bill]:
     billing = info.context.sources.billing
-    found = {
-        "patient_id": str(parse_id(patient_id, field="patientId")) if patient_id else None,
-        "paid": paid,
-    }
-    page = await billing.page(request=page_request(info, first, after), **found)
-    return connection(page, types.Bill.from_row, counter=lambda: billing.count(**found))
+    patient = str(parse_id(patient_id, field="patientId")) if patient_id else None
+    page = await billing.page(
+        request=page_request(info, first, after), patient_id=patient, paid=paid
+    )
+    return connection(
+        page, types.Bill.from_row, counter=lambda: billing.count(patient_id=patient, paid=paid)
+    )
 
 
 async def resolve_bill_patient(root: Any, info: Info) -> patient_types.Patient:

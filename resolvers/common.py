@@ -3,28 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import strawberry
 from aiodataloader import DataLoader
+from bson import ObjectId
 from strawberry.utils.str_converters import to_camel_case
 
 from context import Context
-from datasources.documents import DocumentStore
-from datasources.pagination import PageRequest
+from datasources.documents import Document, DocumentStore
+from datasources.pagination import Page, PageRequest
 from errors import BadUserInput, NotFound
 from schema.pagination import Connection, connection
 
+if TYPE_CHECKING:
+    from knowledge.protocol import KnowledgeBase
+
 Info: TypeAlias = strawberry.Info[Context, None]
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 MAX_SEARCH_LENGTH = 200
 
 
 def page_request(info: Info, first: int | None, after: str | None) -> PageRequest:
     settings = info.context.settings
-    return PageRequest.build(
+    request: PageRequest = PageRequest.build(
         first, after, default=settings.page_size_default, maximum=settings.page_size_max
     )
+    return request
+
+
+def provided(service: T | None, what: str) -> T:
+    """A service the app puts on every request's context (optional on Context only for
+    contexts built without the app, in tests and scripts)."""
+    if service is None:
+        raise RuntimeError(f"the request context has no {what}")
+    return service
+
+
+def knowledge_base(info: Info) -> KnowledgeBase:
+    return provided(info.context.knowledge, "knowledge base")
 
 
 def search_text(value: str | None, field: str = "name") -> str | None:
@@ -38,10 +57,22 @@ def criteria(**values: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((name, value) for name, value in values.items() if value is not None))
 
 
-async def load_existing(loader: DataLoader, key: Hashable, entity: str, public_id: str):
+async def load_existing(
+    loader: DataLoader[K, Document | None], key: K, entity: str, public_id: str
+) -> Document:
     document = await loader.load(key)
     if document is None:
         raise NotFound(entity, public_id)
+    return document
+
+
+async def update_or_read(store: DocumentStore, id: ObjectId, changes: Document) -> Document:
+    """A partial update: apply `changes`, or with none read the record as it stands."""
+    if not changes:
+        return await store.get(id=id)
+    document = await store.update(id=id, changes=changes)
+    if document is None:  # only with `expect`, which this does not pass
+        raise NotFound(store.entity, str(id))
     return document
 
 
@@ -72,7 +103,7 @@ async def list_connection(
 
 async def children_connection(
     info: Info,
-    loader: DataLoader,
+    loader: DataLoader[tuple[Any, PageRequest, tuple[tuple[str, Any], ...]], Page[Any]],
     store: DocumentStore,
     to_node: Callable[[Any], Any],
     parent: tuple[str, Any],

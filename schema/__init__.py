@@ -7,17 +7,18 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.permission import PermissionExtension
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
+from strawberry.types.field import StrawberryField
 from strawberry.types.private import is_private
-from strawberry.utils.str_converters import to_camel_case
 
 from audit.fields import apply_audit_policy
 from auth.permissions import HasRole
-from auth.policy import ALLOWED_BEFORE_MFA, field_readers, type_readers
+from auth.policy import ALLOWED_BEFORE_MFA, MUTATIONS, NO_RULE, field_readers, type_readers
 from errors import CareGraphError
+from resolvers.guards import MutationGuard, graphql_name
 from schema.account import (
     AccountMutations,
     AccountQueries,
@@ -109,6 +110,8 @@ class Mutation(
 
 
 ROOT_TYPES = ("Query", "Mutation")
+# tests/test_trusted_documents.py imports the helper under this older name.
+_graphql_name = graphql_name
 POLICED_TYPES = (
     Query,
     Mutation,
@@ -163,44 +166,59 @@ POLICED_TYPES = (
 )
 
 
-def _graphql_name(field) -> str:
-    return field.graphql_name or to_camel_case(field.python_name)
-
-
 class PolicyPermission(PermissionExtension):
     """The permission auth/policy.py attaches to a field; its own class, so building the
     schema again replaces it instead of stacking a second check on every field."""
 
 
+def _permissions(type_name: str, field: StrawberryField) -> list[BasePermission]:
+    name = graphql_name(field)
+    permissions: list[BasePermission] = [
+        HasRole(
+            field_readers(type_name, name),
+            where=f"{type_name}.{name}",
+            allow_before_mfa=name in ALLOWED_BEFORE_MFA,
+        )
+    ]
+    if type_name == "Mutation":
+        if name not in MUTATIONS:
+            raise ValueError(f"auth/policy.py MUTATIONS has no rule for the mutation {name!r}")
+        if MUTATIONS[name] != NO_RULE:
+            permissions.append(MutationGuard(name, MUTATIONS[name], field))
+    return permissions
+
+
 def apply_access_policy(object_types: Iterable[type]) -> None:
     """Attach a role check to every root field and to every field whose readers are
-    narrower than its type's (auth/policy.py). Fields readable by everyone who can hold
-    the object need no per-field check: the field that returned the object checked.
+    narrower than its type's (auth/policy.py), and to every mutation its MutationRule
+    (input fields, acting for self). Fields readable by everyone who can hold the
+    object need no per-field check: the field that returned the object checked.
 
     Strawberry's field objects belong to the type classes, shared by every schema built
     from them: any earlier policy check is replaced, so this is idempotent."""
+    # Every check is built before any field changes: a table that does not fit the
+    # schema (a mutation without a rule, a rule naming a missing field) refuses the
+    # build and leaves the types as they were.
+    checks: list[tuple[StrawberryField, PolicyPermission | None]] = []
     for object_type in object_types:
         definition = get_object_definition(object_type, strict=True)
         for field in definition.fields:
             if is_private(field.type):
                 continue
-            field.extensions = [
-                extension
-                for extension in field.extensions
-                if not isinstance(extension, PolicyPermission)
-            ]
-            name = _graphql_name(field)
-            roles = field_readers(definition.name, name)
+            roles = field_readers(definition.name, graphql_name(field))
             if definition.name not in ROOT_TYPES and roles == type_readers(definition.name):
+                checks.append((field, None))
                 continue
-            permission = HasRole(
-                roles,
-                where=f"{definition.name}.{name}",
-                allow_before_mfa=name in ALLOWED_BEFORE_MFA,
-            )
-            field.extensions.append(
-                PolicyPermission(permissions=[permission], use_directives=False)
-            )
+            permissions = _permissions(definition.name, field)
+            checks.append((field, PolicyPermission(permissions=permissions, use_directives=False)))
+    for field, check in checks:
+        field.extensions = [
+            extension
+            for extension in field.extensions
+            if not isinstance(extension, PolicyPermission)
+        ]
+        if check is not None:
+            field.extensions.append(check)
 
 
 class CareGraphSchema(strawberry.Schema):

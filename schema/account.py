@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import strawberry
 
@@ -14,7 +14,13 @@ from schema.enums import Sex
 if TYPE_CHECKING:
     from datasources.documents import Document
 
-Role = strawberry.enum(RoleValue, name="Role")
+# strawberry.enum registers the GraphQL enum on the class itself (and returns it).
+strawberry.enum(RoleValue, name="Role")
+Role: TypeAlias = RoleValue
+
+
+def _optional_id(value: object) -> strawberry.ID | None:
+    return strawberry.ID(str(value)) if value else None
 
 
 @strawberry.type
@@ -37,8 +43,8 @@ class User:
             role=RoleValue(document["role"]),
             disabled=document["disabled"],
             mfa_enabled=bool(mfa.get("confirmed")),
-            patient_id=str(document["patientId"]) if document.get("patientId") else None,
-            doctor_id=str(document["doctorId"]) if document.get("doctorId") else None,
+            patient_id=_optional_id(document.get("patientId")),
+            doctor_id=_optional_id(document.get("doctorId")),
             created_at=document["createdAt"],
         )
 

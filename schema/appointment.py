@@ -109,15 +109,17 @@ class CreateAppointmentInput:
 
 @strawberry.input(description="Only the fields given change.")
 class UpdateAppointmentInput:
-    reason: str | None = strawberry.UNSET
-    diagnosis: str | None = strawberry.UNSET
+    reason: strawberry.Maybe[str | None]
+    diagnosis: strawberry.Maybe[str | None]
 
     def to_changes(self) -> Document:
         changes: Document = {}
-        if self.reason is not strawberry.UNSET:
-            changes["reason"] = check.optional_text(self.reason, "reason", max_length=1000)
-        if self.diagnosis is not strawberry.UNSET:
-            changes["diagnosis"] = check.optional_text(self.diagnosis, "diagnosis", max_length=200)
+        if self.reason:
+            changes["reason"] = check.optional_text(self.reason.value, "reason", max_length=1000)
+        if self.diagnosis:
+            changes["diagnosis"] = check.optional_text(
+                self.diagnosis.value, "diagnosis", max_length=200
+            )
         return changes
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 import strawberry
 
@@ -14,8 +14,12 @@ from audit.records import Action, Outcome
 from resolvers import audit as resolve
 from schema.pagination import Connection
 
-AuditAction = strawberry.enum(Action, name="AuditAction")
-AuditOutcome = strawberry.enum(Outcome, name="AuditOutcome")
+# strawberry.enum registers the GraphQL enum on the class itself (and returns it), so the
+# aliases below are the GraphQL AuditAction and AuditOutcome, and types for mypy too.
+strawberry.enum(Action, name="AuditAction")
+strawberry.enum(Outcome, name="AuditOutcome")
+AuditAction: TypeAlias = Action
+AuditOutcome: TypeAlias = Outcome
 
 
 @strawberry.type(description="One record touched: PHI field names, never values.")

@@ -69,19 +69,20 @@ class CreateBillInput:
 
 @strawberry.input(description="Only the fields given change.")
 class UpdateBillInput:
-    disease: str | None = strawberry.UNSET
-    total_cost: Decimal | None = strawberry.UNSET
-    paid: bool | None = strawberry.UNSET
+    disease: strawberry.Maybe[str | None]
+    total_cost: strawberry.Maybe[Decimal | None]
+    paid: strawberry.Maybe[bool | None]
 
     def to_changes(self) -> Document:
-        check.not_null(disease=self.disease, totalCost=self.total_cost, paid=self.paid)
         changes: Document = {}
-        if self.disease is not strawberry.UNSET:
-            changes["disease"] = check.text(self.disease, "disease", max_length=200)
-        if self.total_cost is not strawberry.UNSET:
-            changes["total_cost_cents"] = money_cents(self.total_cost, "totalCost")
-        if self.paid is not strawberry.UNSET:
-            changes["paid"] = self.paid
+        if self.disease:
+            disease = check.not_null(self.disease, "disease")
+            changes["disease"] = check.text(disease, "disease", max_length=200)
+        if self.total_cost:
+            total_cost = check.not_null(self.total_cost, "totalCost")
+            changes["total_cost_cents"] = money_cents(total_cost, "totalCost")
+        if self.paid:
+            changes["paid"] = check.not_null(self.paid, "paid")
         return changes
 
 

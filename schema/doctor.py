@@ -130,31 +130,29 @@ class CreateDoctorInput:
 
 @strawberry.input(description="Only the fields given change.")
 class UpdateDoctorInput:
-    given_name: str | None = strawberry.UNSET
-    family_name: str | None = strawberry.UNSET
-    specialty: Specialty | None = strawberry.UNSET
-    availability: list[AvailabilityWindowInput] | None = strawberry.UNSET
-    accepting_new_patients: bool | None = strawberry.UNSET
+    given_name: strawberry.Maybe[str | None]
+    family_name: strawberry.Maybe[str | None]
+    specialty: strawberry.Maybe[Specialty | None]
+    availability: strawberry.Maybe[list[AvailabilityWindowInput] | None]
+    accepting_new_patients: strawberry.Maybe[bool | None]
 
     def to_changes(self) -> Document:
-        check.not_null(
-            givenName=self.given_name,
-            familyName=self.family_name,
-            specialty=self.specialty,
-            availability=self.availability,
-            acceptingNewPatients=self.accepting_new_patients,
-        )
         changes: Document = {}
-        if self.given_name is not strawberry.UNSET:
-            changes["givenName"] = check.text(self.given_name, "givenName", max_length=100)
-        if self.family_name is not strawberry.UNSET:
-            changes["familyName"] = check.text(self.family_name, "familyName", max_length=100)
-        if self.specialty is not strawberry.UNSET:
-            changes["specialty"] = self.specialty.value
-        if self.availability is not strawberry.UNSET:
-            changes["availability"] = _availability(self.availability)
-        if self.accepting_new_patients is not strawberry.UNSET:
-            changes["acceptingNewPatients"] = self.accepting_new_patients
+        if self.given_name:
+            given_name = check.not_null(self.given_name, "givenName")
+            changes["givenName"] = check.text(given_name, "givenName", max_length=100)
+        if self.family_name:
+            family_name = check.not_null(self.family_name, "familyName")
+            changes["familyName"] = check.text(family_name, "familyName", max_length=100)
+        if self.specialty:
+            changes["specialty"] = check.not_null(self.specialty, "specialty").value
+        if self.availability:
+            availability = check.not_null(self.availability, "availability")
+            changes["availability"] = _availability(availability)
+        if self.accepting_new_patients:
+            changes["acceptingNewPatients"] = check.not_null(
+                self.accepting_new_patients, "acceptingNewPatients"
+            )
         return changes
 
 

@@ -22,7 +22,9 @@ class EmergencyAccessGrant:
     revoked_at: datetime | None
     revoked_by: strawberry.ID | None
 
-    @strawberry.field(description="In force now: neither expired nor revoked.")
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
+        description="In force now: neither expired nor revoked."
+    )
     def active(self) -> bool:
         return self.revoked_at is None and self.expires_at > datetime.now(UTC)
 

@@ -134,7 +134,7 @@ class _Walk:
         self,
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
-        variables: Mapping[str, Any],
+        variables: dict[str, Any],
         limits: Limits,
     ) -> None:
         self.schema, self.fragments, self.variables, self.limits = (

@@ -33,7 +33,9 @@ class Connection(Generic[T]):
     page_info: PageInfo
     counter: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
 
-    @strawberry.field(description="Items matching the filter across all pages (one extra query).")
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
+        description="Items matching the filter across all pages (one extra query)."
+    )
     async def total_count(self) -> int | None:
         return await self.counter() if self.counter else None
 

@@ -86,15 +86,19 @@ class Patient:
         )
     )
 
-    @strawberry.field(description="Given and family name.")
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
+        description="Given and family name."
+    )
     def name(self) -> str:
         return f"{self.given_name} {self.family_name}"
 
-    @strawberry.field(description="Age in whole years today (UTC).")
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
+        description="Age in whole years today (UTC)."
+    )
     def age(self) -> int:
-        return self.age_in_months() // 12
+        return whole_months_between(self.born, datetime.now(UTC).date()) // 12
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(description=...) as Any
         description="Age in whole months today (UTC), for paediatric dosing: what a pharmacist "
         "sees instead of the birth date."
     )
@@ -235,48 +239,41 @@ class CreatePatientInput:
 
 @strawberry.input(description="Only the fields given change; null clears contact.")
 class UpdatePatientInput:
-    given_name: str | None = strawberry.UNSET
-    family_name: str | None = strawberry.UNSET
-    birth_date: date | None = strawberry.UNSET
-    sex: Sex | None = strawberry.UNSET
-    contact: ContactInput | None = strawberry.UNSET
-    conditions: list[str] | None = strawberry.UNSET
-    allergies: list[str] | None = strawberry.UNSET
-    allergy_records: list[Annotated[AllergyInput, strawberry.lazy("schema.safety")]] | None = (
-        strawberry.field(
-            default=strawberry.UNSET,
-            description="Allergies with reaction, severity and status; replaces `allergies`.",
-        )
+    given_name: strawberry.Maybe[str | None]
+    family_name: strawberry.Maybe[str | None]
+    birth_date: strawberry.Maybe[date | None]
+    sex: strawberry.Maybe[Sex | None]
+    contact: strawberry.Maybe[ContactInput | None]
+    conditions: strawberry.Maybe[list[str] | None]
+    allergies: strawberry.Maybe[list[str] | None]
+    allergy_records: strawberry.Maybe[
+        list[Annotated[AllergyInput, strawberry.lazy("schema.safety")]] | None
+    ] = strawberry.field(
+        description="Allergies with reaction, severity and status; replaces `allergies`."
     )
 
     def to_changes(self) -> Document:
         changes: Document = {}
-        check.not_null(
-            givenName=self.given_name,
-            familyName=self.family_name,
-            birthDate=self.birth_date,
-            sex=self.sex,
-            conditions=self.conditions,
-            allergies=self.allergies,
-        )
-        if self.given_name is not strawberry.UNSET:
-            changes["givenName"] = check.text(self.given_name, "givenName", max_length=100)
-        if self.family_name is not strawberry.UNSET:
-            changes["familyName"] = check.text(self.family_name, "familyName", max_length=100)
-        if self.birth_date is not strawberry.UNSET:
-            changes["birthDate"] = check.as_utc_midnight(
-                check.past_date(self.birth_date, "birthDate")
-            )
-        if self.sex is not strawberry.UNSET:
-            changes["sex"] = self.sex.value
-        if self.contact is not strawberry.UNSET:
-            changes["contact"] = self.contact.to_document() if self.contact else {}
-        if self.conditions is not strawberry.UNSET:
-            changes["conditions"] = _conditions(self.conditions)
-        if self.allergies is not strawberry.UNSET:
-            changes["allergies"] = _allergies(self.allergies)
-        if self.allergy_records is not strawberry.UNSET:
-            changes.update(_allergy_records(self.allergy_records or []))
+        if self.given_name:
+            given_name = check.not_null(self.given_name, "givenName")
+            changes["givenName"] = check.text(given_name, "givenName", max_length=100)
+        if self.family_name:
+            family_name = check.not_null(self.family_name, "familyName")
+            changes["familyName"] = check.text(family_name, "familyName", max_length=100)
+        if self.birth_date:
+            birth_date = check.past_date(check.not_null(self.birth_date, "birthDate"), "birthDate")
+            changes["birthDate"] = check.as_utc_midnight(birth_date)
+        if self.sex:
+            changes["sex"] = check.not_null(self.sex, "sex").value
+        if self.contact:
+            contact = self.contact.value
+            changes["contact"] = contact.to_document() if contact else {}
+        if self.conditions:
+            changes["conditions"] = _conditions(check.not_null(self.conditions, "conditions"))
+        if self.allergies:
+            changes["allergies"] = _allergies(check.not_null(self.allergies, "allergies"))
+        if self.allergy_records:
+            changes.update(_allergy_records(self.allergy_records.value or []))
         return changes
 
 

@@ -149,43 +149,38 @@ class CreatePrescriptionInput:
 
 @strawberry.input(description="Only the fields given change. status may only leave ACTIVE.")
 class UpdatePrescriptionInput:
-    drug: str | None = strawberry.UNSET
-    dosage: DosageInput | None = strawberry.UNSET
-    frequency: Frequency | None = strawberry.UNSET
-    start_date: date | None = strawberry.UNSET
-    end_date: date | None = strawberry.UNSET
-    cost: Decimal | None = strawberry.UNSET
-    status: PrescriptionStatus | None = strawberry.UNSET
-    indication: str | None = strawberry.UNSET
+    drug: strawberry.Maybe[str | None]
+    dosage: strawberry.Maybe[DosageInput | None]
+    frequency: strawberry.Maybe[Frequency | None]
+    start_date: strawberry.Maybe[date | None]
+    end_date: strawberry.Maybe[date | None]
+    cost: strawberry.Maybe[Decimal | None]
+    status: strawberry.Maybe[PrescriptionStatus | None]
+    indication: strawberry.Maybe[str | None]
 
     def to_changes(self) -> Document:
-        check.not_null(
-            drug=self.drug,
-            dosage=self.dosage,
-            frequency=self.frequency,
-            startDate=self.start_date,
-            cost=self.cost,
-            status=self.status,
-        )
         changes: Document = {}
-        if self.drug is not strawberry.UNSET:
-            changes["drug"] = check.text(self.drug, "drug", max_length=200)
-        if self.indication is not strawberry.UNSET:
+        if self.drug:
+            drug = check.not_null(self.drug, "drug")
+            changes["drug"] = check.text(drug, "drug", max_length=200)
+        if self.indication:
             changes["indication"] = check.optional_text(
-                self.indication, "indication", max_length=200
+                self.indication.value, "indication", max_length=200
             )
-        if self.dosage is not strawberry.UNSET:
-            changes["dosage"] = self.dosage.to_document()
-        if self.frequency is not strawberry.UNSET:
-            changes["frequency"] = self.frequency.value
-        if self.start_date is not strawberry.UNSET:
-            changes["startDate"] = check.as_utc_midnight(self.start_date)
-        if self.end_date is not strawberry.UNSET:
-            changes["endDate"] = check.as_utc_midnight(self.end_date) if self.end_date else None
-        if self.cost is not strawberry.UNSET:
-            changes["costCents"] = money_cents(self.cost, "cost")
-        if self.status is not strawberry.UNSET:
-            changes["status"] = self.status.value
+        if self.dosage:
+            changes["dosage"] = check.not_null(self.dosage, "dosage").to_document()
+        if self.frequency:
+            changes["frequency"] = check.not_null(self.frequency, "frequency").value
+        if self.start_date:
+            start_date = check.not_null(self.start_date, "startDate")
+            changes["startDate"] = check.as_utc_midnight(start_date)
+        if self.end_date:
+            end_date = self.end_date.value
+            changes["endDate"] = check.as_utc_midnight(end_date) if end_date else None
+        if self.cost:
+            changes["costCents"] = money_cents(check.not_null(self.cost, "cost"), "cost")
+        if self.status:
+            changes["status"] = check.not_null(self.status, "status").value
         return changes
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 
 def _parse_datetime(value: object) -> datetime:
@@ -31,4 +32,4 @@ DateTime = strawberry.scalar(
     parse_value=_parse_datetime,
 )
 
-SCALAR_MAP = {datetime: DateTime}
+SCALAR_MAP: dict[object, ScalarDefinition] = {datetime: DateTime}

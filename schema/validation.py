@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import TypeVar
+
+from strawberry import Some
 
 from errors import BadUserInput
+
+T = TypeVar("T")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-.]{3,28}[0-9]$")
@@ -76,8 +81,10 @@ def as_utc_midnight(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-def not_null(**values: object) -> None:
-    """For partial updates: a field may be left out, but a required one cannot be nulled."""
-    for field, value in values.items():
-        if value is None:
-            raise BadUserInput(f"{field} cannot be null", field=field)
+def not_null(value: Some[T | None], field: str) -> T:
+    """For partial updates (`strawberry.Maybe` fields): a required field may be left out,
+    but not nulled. Its input type stays nullable so that a null arrives here and is
+    refused naming the field, as every other bad value is."""
+    if value.value is None:
+        raise BadUserInput(f"{field} cannot be null", field=field)
+    return value.value

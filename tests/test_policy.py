@@ -69,6 +69,28 @@ def test_the_policy_names_no_field_the_schema_lacks():
         assert not stale, f"{type_name}: {sorted(stale)}"
 
 
+def test_every_mutation_has_a_rule_and_every_rule_a_mutation():
+    """No mutation is left to its resolver to police: each has an entry in MUTATIONS
+    (NO_RULE when the role check is all it needs), attached at schema build."""
+    from auth.policy import MUTATIONS
+
+    mutations = set(OBJECT_TYPES["Mutation"].fields)
+    assert not mutations - set(MUTATIONS), (
+        f"no MUTATIONS rule: {sorted(mutations - set(MUTATIONS))}"
+    )
+    assert not set(MUTATIONS) - mutations, f"no such mutation: {sorted(set(MUTATIONS) - mutations)}"
+
+
+def test_mutation_rules_name_only_roles_that_may_call_the_mutation():
+    from auth.policy import MUTATIONS
+
+    for name, rule in MUTATIONS.items():
+        callers = field_readers("Mutation", name)
+        named = set(rule.input_fields or {}) | set(rule.acts_for)
+        assert not isinstance(callers, Anyone) or not named, name
+        assert isinstance(callers, Anyone) or named <= callers, (name, named - set(callers))
+
+
 @pytest.mark.parametrize("type_name", sorted(OBJECT_TYPES))
 def test_no_field_opens_a_door_its_type_keeps_shut(type_name):
     """A field's readers must be readers of its type, and of the type it returns:
