@@ -8,9 +8,10 @@ app whose limit is raised, so it is the limit, and nothing else, that refused it
 Then: introspection and suggestions in production mode, masked errors, the body cap,
 batching, GET, CSRF, WebSockets, pinned versions and the security headers.
 
-Read-only cases share one app per module over a handful of records written through
-the API (a doctor, a patient, one future appointment); an app with other settings runs
-over the same databases. Cases that write have apps of their own.
+Read-only cases share one app per module over the shared world of records
+(tests/support.py: one patient, one doctor, a future visit, a prescription, a bill); an
+app with other settings runs over the same databases. Cases that write have apps of
+their own.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ import tomllib
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -39,17 +38,8 @@ from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import GraphQL
 
 from app import create_app
-from auth.roles import Role
 from datasources.people import PatientStore
-from runtime.services import Services
-from settings import Settings
-from tests.support import (
-    MongoCommandCounter,
-    SqlStatementCounter,
-    default_schema,
-    issue_token,
-    settings_for_test,
-)
+from tests.support import Api, World, build_world, default_schema, module_api, signed_in
 
 schema = default_schema()
 
@@ -59,120 +49,22 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
-FUTURE_MONDAY_9AM = "2030-01-07T09:00:00Z"
 PRODUCTION = {"production": True, "introspection": False, "graphiql": False}
 
 
-# --- Apps ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Api:
-    app: Any
-    settings: Settings
-    http: httpx.AsyncClient
-    services: Services
-    mongo: MongoCommandCounter
-    sql: SqlStatementCounter
-    token: str
-
-    def reset(self) -> None:
-        self.mongo.reset()
-        self.sql.reset()
-
-    async def post(self, query: str, variables: dict | None = None, **body: Any) -> dict:
-        """A GraphQL response body (status 200) for a POSTed operation."""
-        response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}, **body}
-        )
-        assert response.status_code == 200, (response.status_code, response.text[:500])
-        return response.json()
-
-    async def data(self, query: str, variables: dict | None = None, **body: Any) -> dict:
-        result = await self.post(query, variables, **body)
-        assert "errors" not in result, result["errors"]
-        return result["data"]
-
-    def data_round_trips(self) -> list[str]:
-        """Database commands since the last reset, besides authenticating the caller."""
-        mongo = [
-            f"{command} {collection}"
-            for command, collection in zip(self.mongo.commands, self.mongo.collections, strict=True)
-        ]
-        # Authentication reads the caller's account once per request, before GraphQL.
-        if mongo and mongo[0] == "find users":
-            mongo = mongo[1:]
-        return mongo + [f"SQL {statement}" for statement in self.sql.statements]
-
-
-@asynccontextmanager
-async def running(settings: Settings, token: str | None = None) -> AsyncIterator[Api]:
-    """An app on `settings`, a client signed in as an administrator, round-trip counters."""
-    mongo = MongoCommandCounter()
-    application = create_app(settings, mongo_event_listeners=[mongo])
-    async with application.router.lifespan_context(application):
-        services = application.state.services
-        sql = SqlStatementCounter()
-        sql.attach(services.engine)
-        token = token or await issue_token(services, Role.ADMIN)
-        # A 500 must come back as a response the test can assert on, not as an exception.
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://test",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http:
-            yield Api(application, settings, http, services, mongo, sql, token)
-
-
-@dataclass
-class World:
-    api: Api
-    patient: str
-    doctor: str
-    appointment: str  # SCHEDULED, in the future
-
-    @asynccontextmanager
-    async def variant(self, **overrides: Any) -> AsyncIterator[Api]:
-        """Another app over the same databases and signing key, with other settings."""
-        async with running(self.api.settings.with_overrides(**overrides), self.api.token) as api:
-            yield api
+# --- The shared app ------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-async def world(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    settings = settings_for_test(mongo_uri, tmp_path_factory.mktemp("hardening"))
-    async with running(settings) as api:
-        doctor = await api.data(
-            "mutation($input: CreateDoctorInput!) { createDoctor(input: $input) { id } }",
-            {
-                "input": {
-                    "givenName": "Gregory",
-                    "familyName": "House",
-                    "specialty": "NEUROLOGY",
-                    "availability": [
-                        {"dayOfWeek": "MONDAY", "startTime": "09:00", "endTime": "17:00"}
-                    ],
-                }
-            },
-        )
-        patient = await api.data(CREATE_PATIENT, {"input": PATIENT_INPUT})
-        ids = {"patient": patient["createPatient"]["id"], "doctor": doctor["createDoctor"]["id"]}
-        booked = await api.data(
-            "mutation($input: CreateAppointmentInput!) { createAppointment(input: $input) {"
-            " __typename ... on Appointment { id } } }",
-            {
-                "input": {
-                    "patientId": ids["patient"],
-                    "doctorId": ids["doctor"],
-                    "start": FUTURE_MONDAY_9AM,
-                    "durationMinutes": 30,
-                    "reason": "Check-up",
-                }
-            },
-        )
-        yield World(api, appointment=booked["createAppointment"]["id"], **ids)
-        await api.services.mongo_client.drop_database(settings.mongodb_database)
+async def api(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    async with module_api(mongo_uri, tmp_path_factory.mktemp("hardening")) as api:
+        yield api
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def world(api: Api) -> World:
+    """Written before the module's first test, so every test sees the same records."""
+    return await build_world(api.client, api.services)
 
 
 CREATE_PATIENT = "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id } }"
@@ -277,12 +169,12 @@ AT_THE_LIMITS = [
 
 
 @pytest.mark.parametrize(("query", "variables"), AT_THE_LIMITS)
-async def test_operation_at_the_limits_runs(world, query, variables):
-    settings = world.api.settings
+async def test_operation_at_the_limits_runs(api, query, variables):
+    settings = api.settings
     assert (settings.max_depth, settings.max_aliases, settings.max_tokens) == (12, 50, 3000)
     assert (settings.page_size_max, settings.max_cost) == (500, 25_000)
     operation = "Q0" if "query Q0" in query else None
-    data = await world.api.data(query, variables, operationName=operation)
+    data = await api.data(query, variables, operationName=operation)
     assert data
 
 
@@ -301,9 +193,9 @@ def max_nesting(query: str) -> int:
     return deepest
 
 
-async def test_depth_at_the_limit_reaches_the_last_record(world):
+async def test_depth_at_the_limit_reaches_the_last_record(api):
     """The depth-12 chain walks real records to its end, so depth 13 has something to refuse."""
-    data = await world.api.data(chain(12))
+    data = await api.data(chain(12))
     node = data["patients"]["nodes"][0]
     for field in ("appointments", "nodes", "patient") * 3:
         node = node[field][0] if field == "nodes" else node[field]
@@ -339,16 +231,14 @@ OVER_THE_LIMITS = [
 
 
 @pytest.mark.parametrize(("query", "variables", "code"), OVER_THE_LIMITS)
-async def test_operation_over_a_limit_is_refused_before_any_resolver(world, query, variables, code):
-    api = world.api
+async def test_operation_over_a_limit_is_refused_before_any_resolver(api, query, variables, code):
     api.reset()
     body = await api.post(query, variables, operationName="Q0" if "query Q0" in query else None)
     only_error(body, code)
     assert api.data_round_trips() == []
 
 
-async def test_limit_errors_name_the_measure_and_the_limit(world):
-    api = world.api
+async def test_limit_errors_name_the_measure_and_the_limit(api):
     depth = only_error(await api.post(chain(13)), "MAX_DEPTH_LIMIT")
     assert (depth["extensions"]["measured"], depth["extensions"]["limit"]) == (13, 12)
     aliases = only_error(await api.post(aliases_in_fragment(17, 3)), "MAX_ALIASES_LIMIT")
@@ -378,13 +268,15 @@ RAISED = [
 
 
 @pytest.mark.parametrize(("query", "variables", "raised"), RAISED)
-async def test_the_same_operation_runs_once_its_limit_is_raised(world, query, variables, raised):
+async def test_the_same_operation_runs_once_its_limit_is_raised(api, query, variables, raised):
     """The limit is what refused each operation above, and refusing it saved real work."""
-    async with world.variant(**raised) as api:
-        api.reset()
-        data = await api.data(query, variables, operationName="Q0" if "query Q0" in query else None)
+    async with api.variant(**raised) as variant:
+        variant.reset()
+        data = await variant.data(
+            query, variables, operationName="Q0" if "query Q0" in query else None
+        )
         assert data
-        assert api.data_round_trips(), "the operation reads data once it runs"
+        assert variant.data_round_trips(), "the operation reads data once it runs"
 
 
 async def test_mutations_over_the_alias_limit_leave_no_record(client, mongo_counter, sql_counter):
@@ -433,8 +325,7 @@ CIRCULAR = [
 
 
 @pytest.mark.parametrize("query", CIRCULAR)
-async def test_circular_fragments_are_a_validation_error(world, query):
-    api = world.api
+async def test_circular_fragments_are_a_validation_error(api, query):
     api.reset()
     error = only_error(await api.post(query), "GRAPHQL_VALIDATION_FAILED")
     assert "Cannot spread fragment" in error["message"]
@@ -489,13 +380,13 @@ ABSURD = (
 
 @pytest.mark.parametrize("query", ABSURD)
 @pytest.mark.parametrize("max_tokens", [None, 10**6], ids=["default-tokens", "tokens-raised"])
-async def test_absurd_documents_within_the_body_cap_are_client_errors(world, query, max_tokens):
+async def test_absurd_documents_within_the_body_cap_are_client_errors(api, query, max_tokens):
     """Within the body cap, whatever the token limit: a 4xx or a GraphQL error, never a 500."""
     request = {"query": query, "operationName": "Q0" if "query Q0" in query else None}
-    assert len(json.dumps(request)) < world.api.settings.max_body_bytes
-    async with _maybe_variant(world, max_tokens) as api:
-        api.reset()
-        response = await api.http.post("/graphql", json=request)
+    assert len(json.dumps(request)) < api.settings.max_body_bytes
+    async with _maybe_variant(api, max_tokens) as variant:
+        variant.reset()
+        response = await variant.http.post("/graphql", json=request)
         assert response.status_code < 500, response.text[:500]
         body = response.json()
         assert body["errors"] and body.get("data") is None, body
@@ -509,16 +400,16 @@ async def test_absurd_documents_within_the_body_cap_are_client_errors(world, que
             "BAD_REQUEST",
         }, body["errors"]
         assert "Internal server error" not in response.text
-        assert api.data_round_trips() == []
+        assert variant.data_round_trips() == []
 
 
 @pytest.mark.parametrize("hops", [100, 150, 190])
-async def test_long_chain_of_fragment_spreads_runs_without_a_recursion_error(world, hops):
+async def test_long_chain_of_fragment_spreads_runs_without_a_recursion_error(api, hops):
     """Valid and cheap (one totalCount): answered, or refused by validation, never a 500."""
     query = "{ patients { ...F0 } }" + fragment_hops(
         hops, "%s", "totalCount", on="PatientConnection"
     )
-    response = await world.api.http.post("/graphql", json={"query": query})
+    response = await api.http.post("/graphql", json={"query": query})
     assert response.status_code == 200, response.text[:300]
     body = response.json()
     if "errors" in body:
@@ -528,18 +419,17 @@ async def test_long_chain_of_fragment_spreads_runs_without_a_recursion_error(wor
 
 
 @asynccontextmanager
-async def _maybe_variant(world: World, max_tokens: int | None, **more: Any) -> AsyncIterator[Api]:
+async def _maybe_variant(api: Api, max_tokens: int | None, **more: Any) -> AsyncIterator[Api]:
     """The shared app, or one with the settings given that are not None."""
     overrides = {k: v for k, v in {"max_tokens": max_tokens, **more}.items() if v is not None}
     if not overrides:
-        yield world.api
+        yield api
     else:
-        async with world.variant(**overrides) as api:
-            yield api
+        async with api.variant(**overrides) as variant:
+            yield variant
 
 
-async def test_huge_documents_over_the_token_limit_say_so(world):
-    api = world.api
+async def test_huge_documents_over_the_token_limit_say_so(api):
     for query in ("{ " + "__typename " * 23_000 + "}", operations(5000)):
         api.reset()
         body = await api.post(query, operationName="Q0")
@@ -561,29 +451,31 @@ INTROSPECTION = [
 
 
 @pytest.mark.parametrize("query", INTROSPECTION)
-async def test_production_refuses_introspection(world, query):
-    async with world.variant(**PRODUCTION) as api:
-        api.reset()
-        body = await api.post(query)
+async def test_production_refuses_introspection(api, query):
+    async with api.variant(**PRODUCTION) as production:
+        production.reset()
+        body = await production.post(query)
         # One error per introspection field asked for.
         assert body["data"] is None and body["errors"], body
         for error in body["errors"]:
             assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", error
             assert "introspection has been disabled" in error["message"], error
-        assert api.data_round_trips() == []
+        assert production.data_round_trips() == []
     # Control: the same query answers in development.
-    assert await world.api.data(query)
+    assert await api.data(query)
 
 
-async def test_production_still_answers___typename(world):
-    async with world.variant(**PRODUCTION) as api:
-        data = await api.data("{ __typename patients(first: 1) { nodes { __typename id } } }")
+async def test_production_still_answers___typename(api, world):
+    async with api.variant(**PRODUCTION) as production:
+        data = await production.data(
+            "{ __typename patients(first: 1) { nodes { __typename id } } }"
+        )
     assert data["__typename"] == "Query"
     assert data["patients"]["nodes"] == [{"__typename": "Patient", "id": world.patient}]
 
 
-async def test_development_introspection_returns_the_schema(world):
-    data = await world.api.data("{ __schema { types { name } } }")
+async def test_development_introspection_returns_the_schema(api):
+    data = await api.data("{ __schema { types { name } } }")
     names = {t["name"] for t in data["__schema"]["types"]}
     assert {"Patient", "Doctor", "Appointment", "Bill", "Mutation"} <= names
 
@@ -603,10 +495,12 @@ SUGGESTIBLE = [
 
 
 @pytest.mark.parametrize(("query", "variables"), SUGGESTIBLE)
-async def test_production_errors_carry_no_suggestions(world, query, variables):
-    async with world.variant(**PRODUCTION) as api:
-        api.reset()
-        response = await api.http.post("/graphql", json={"query": query, "variables": variables})
+async def test_production_errors_carry_no_suggestions(api, query, variables):
+    async with api.variant(**PRODUCTION) as production:
+        production.reset()
+        response = await production.http.post(
+            "/graphql", json={"query": query, "variables": variables}
+        )
         body = response.json()
         assert body["errors"] and body.get("data") is None, body
         assert body["errors"][0]["extensions"]["code"] in {
@@ -614,18 +508,18 @@ async def test_production_errors_carry_no_suggestions(world, query, variables):
             "BAD_USER_INPUT",
         }
         assert "Did you mean" not in response.text, response.text
-        assert api.data_round_trips() == []
+        assert production.data_round_trips() == []
     # Control: development mode helps with the same mistake.
-    response = await world.api.http.post("/graphql", json={"query": query, "variables": variables})
+    response = await api.http.post("/graphql", json={"query": query, "variables": variables})
     assert "Did you mean" in response.text, response.text
 
 
-async def test_production_serves_no_graphiql_and_no_schema(world):
-    async with world.variant(**PRODUCTION) as api:
-        page = await api.http.get("/graphql", headers={"accept": "text/html"})
+async def test_production_serves_no_graphiql_and_no_schema(api):
+    async with api.variant(**PRODUCTION) as production:
+        page = await production.http.get("/graphql", headers={"accept": "text/html"})
         assert page.status_code >= 400 and "<html" not in page.text.lower()
-        assert (await api.http.get("/graphiql/schema.graphql")).status_code == 404
-    page = await world.api.http.get("/graphql", headers={"accept": "text/html"})
+        assert (await production.http.get("/graphiql/schema.graphql")).status_code == 404
+    page = await api.http.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and "<html" in page.text.lower()
 
 
@@ -634,15 +528,15 @@ async def test_production_serves_no_graphiql_and_no_schema(world):
 
 @pytest.mark.parametrize("mode", [{}, PRODUCTION], ids=["development", "production"])
 async def test_unexpected_exception_is_masked_and_the_rest_arrives(
-    world, monkeypatch, caplog, mode
+    api, world, monkeypatch, caplog, mode
 ):
     def explode(**_: Any) -> None:
         raise RuntimeError("secret detail: mongodb://admin:hunter2@db")
 
     monkeypatch.setattr(PatientStore, "search_filter", staticmethod(explode))
     query = "{ patients(first: 1) { totalCount } doctors(first: 1) { nodes { id } } }"
-    async with _maybe_mode(world, mode) as api, _logged(caplog):
-        response = await api.http.post("/graphql", json={"query": query})
+    async with _maybe_mode(api, mode) as variant, _logged(caplog):
+        response = await variant.http.post("/graphql", json={"query": query})
     assert response.status_code == 200
     body = response.json()
     assert body["data"] == {"patients": None, "doctors": {"nodes": [{"id": world.doctor}]}}
@@ -661,12 +555,12 @@ async def test_unexpected_exception_is_masked_and_the_rest_arrives(
 
 
 @asynccontextmanager
-async def _maybe_mode(world: World, mode: dict) -> AsyncIterator[Api]:
+async def _maybe_mode(api: Api, mode: dict) -> AsyncIterator[Api]:
     if not mode:
-        yield world.api
+        yield api
     else:
-        async with world.variant(**mode) as api:
-            yield api
+        async with api.variant(**mode) as variant:
+            yield variant
 
 
 @asynccontextmanager
@@ -689,8 +583,7 @@ def padded_body(size: int) -> bytes:
     return body
 
 
-async def test_body_over_the_cap_is_413_before_anything_runs(world):
-    api = world.api
+async def test_body_over_the_cap_is_413_before_anything_runs(api):
     cap = api.settings.max_body_bytes
     assert cap == 256 * 1024
     api.reset()
@@ -705,8 +598,7 @@ async def test_body_over_the_cap_is_413_before_anything_runs(world):
     assert response.status_code == 200 and "errors" not in response.json(), response.text
 
 
-async def test_chunked_body_over_the_cap_without_length_is_413(world):
-    api = world.api
+async def test_chunked_body_over_the_cap_without_length_is_413(api):
     cap = api.settings.max_body_bytes
     chunk = 16 * 1024
 
@@ -728,8 +620,8 @@ async def test_chunked_body_over_the_cap_without_length_is_413(world):
 
 
 @pytest.mark.parametrize("length", ["abc", "-1", str(10**12)])
-async def test_declared_length_that_is_not_a_small_number_is_413(world, length):
-    response = await world.api.http.post(
+async def test_declared_length_that_is_not_a_small_number_is_413(api, length):
+    response = await api.http.post(
         "/graphql",
         content=b'{"query": "{ __typename }"}',
         headers={**JSON, "content-length": length},
@@ -745,8 +637,7 @@ BATCHES = [
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-async def test_array_batches_are_refused(world, batch):
-    api = world.api
+async def test_array_batches_are_refused(api, batch):
     api.reset()
     response = await api.http.post("/graphql", json=batch)
     assert response.status_code == 400
@@ -754,8 +645,8 @@ async def test_array_batches_are_refused(world, batch):
     assert api.data_round_trips() == []
 
 
-async def test_query_over_get_runs(world):
-    response = await world.api.http.get(
+async def test_query_over_get_runs(api, world):
+    response = await api.http.get(
         "/graphql",
         params={"query": "query($id: ID!) { patient(id: $id) { id } }",
                 "variables": json.dumps({"id": world.patient})},
@@ -771,8 +662,7 @@ def trusted_document_hash(name: str) -> str:
 CANCEL = 'mutation($id: ID!) { cancelAppointment(id: $id, reason: "via GET") { __typename } }'
 
 
-async def test_mutation_over_get_is_405_and_changes_nothing(world):
-    api = world.api
+async def test_mutation_over_get_is_405_and_changes_nothing(api, world):
     cancel_hash = trusted_document_hash("CancelAppointment")
     variables = json.dumps({"id": world.appointment, "reason": "via GET"})
     # An APQ hash registered by a POST that ran (and failed: the id matches nothing).
@@ -848,8 +738,7 @@ NOT_JSON_POSTS = [
 
 
 @pytest.mark.parametrize("request_options", NOT_JSON_POSTS)
-async def test_posts_a_browser_sends_cross_site_are_415(world, request_options):
-    api = world.api
+async def test_posts_a_browser_sends_cross_site_are_415(api, world, request_options):
     api.reset()
     response = await api.http.post(
         "/graphql", params={"variables": json.dumps({"id": world.appointment})}, **request_options
@@ -864,8 +753,8 @@ async def test_posts_a_browser_sends_cross_site_are_415(world, request_options):
     assert data["appointment"]["status"] == "SCHEDULED"
 
 
-async def test_json_with_a_charset_is_accepted(world):
-    response = await world.api.http.post(
+async def test_json_with_a_charset_is_accepted(api):
+    response = await api.http.post(
         "/graphql",
         content=json.dumps({"query": "{ __typename }"}),
         headers={"content-type": "application/json; charset=utf-8"},
@@ -876,14 +765,14 @@ async def test_json_with_a_charset_is_accepted(world):
 @pytest.mark.parametrize(
     "accept", [None, "application/json", "*/*", "application/graphql-response+json"]
 )
-async def test_get_without_query_is_a_json_400_not_graphiql(world, accept):
+async def test_get_without_query_is_a_json_400_not_graphiql(api, accept):
     headers = {"accept": accept} if accept else {}
-    response = await world.api.http.get("/graphql", headers=headers)
+    response = await api.http.get("/graphql", headers=headers)
     assert response.status_code == 400, response.text[:300]
     assert response.headers["content-type"] == "application/json"
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     # Control: a browser asking for HTML gets GraphiQL (enabled in development).
-    page = await world.api.http.get("/graphql", headers={"accept": "text/html"})
+    page = await api.http.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
 
@@ -892,9 +781,9 @@ async def test_get_without_query_is_a_json_400_not_graphiql(world, accept):
 
 @pytest.mark.parametrize("subprotocol", ["graphql-transport-ws", "graphql-ws", None])
 @pytest.mark.parametrize("signed_in", [True, False], ids=["signed-in", "anonymous"])
-def test_websockets_are_refused(world, subprotocol, signed_in):
-    application = create_app(world.api.settings)
-    headers = {"Authorization": f"Bearer {world.api.token}"} if signed_in else {}
+def test_websockets_are_refused(api, subprotocol, signed_in):
+    application = create_app(api.settings)
+    headers = {"Authorization": f"Bearer {api.token}"} if signed_in else {}
     with TestClient(application) as test_client:
         # The token is good: a plain request with it is answered.
         check = test_client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
@@ -959,8 +848,7 @@ SECURITY_HEADERS = {
 }
 
 
-async def test_security_headers_on_every_response(world):
-    api = world.api
+async def test_security_headers_on_every_response(api):
     big = padded_body(api.settings.max_body_bytes + 1)
     responses = {
         "query": await api.http.post("/graphql", json={"query": "{ __typename }"}),
@@ -979,10 +867,8 @@ async def test_security_headers_on_every_response(world):
         "health": await api.http.get("/healthz"),
         "not-found": await api.http.get("/nowhere"),
     }
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app), base_url="http://test"
-    ) as anonymous:
-        responses["anonymous"] = await anonymous.post(
+    async with signed_in(api.app) as anonymous:
+        responses["anonymous"] = await anonymous.http.post(
             "/graphql", json={"query": "{ patients { totalCount } }"}
         )
     statuses = {name: response.status_code for name, response in responses.items()}
@@ -992,7 +878,7 @@ async def test_security_headers_on_every_response(world):
         assert headers == SECURITY_HEADERS, (name, response.status_code, headers)
 
 
-async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(world, monkeypatch):
+async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(api, monkeypatch):
     """Not a resolver error (those are masked in the response): the view itself fails."""
     from app import CareGraphView
 
@@ -1000,7 +886,7 @@ async def test_a_crash_outside_graphql_is_a_masked_500_with_the_usual_headers(wo
         raise RuntimeError("secret detail: mongodb://admin:hunter2@db")
 
     monkeypatch.setattr(CareGraphView, "get_context", crash)
-    response = await world.api.http.post("/graphql", json={"query": "{ __typename }"})
+    response = await api.http.post("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 500
     assert response.json() == {
         "errors": [
@@ -1042,9 +928,8 @@ BOMBS = [
 
 
 @pytest.mark.parametrize(("levels", "width", "root", "on", "leaf"), BOMBS)
-async def test_fragment_bomb_is_refused_at_once(world, levels, width, root, on, leaf):
+async def test_fragment_bomb_is_refused_at_once(api, levels, width, root, on, leaf):
     """A few hundred bytes that expand to billions of fields: refused in milliseconds."""
-    api = world.api
     api.reset()
     started = time.perf_counter()
     body = await api.post(fragment_bomb(levels, width, root, on, leaf))
@@ -1056,18 +941,15 @@ async def test_fragment_bomb_is_refused_at_once(world, levels, width, root, on, 
 
 
 @pytest.mark.parametrize("max_cost", [None, 2**62], ids=["default-budget", "budget-2^62"])
-async def test_astronomical_cost_estimate_is_reported_not_a_500(world, max_cost):
+async def test_astronomical_cost_estimate_is_reported_not_a_500(api, max_cost):
     """Nested default pages multiply: 100^45 does not fit the 64 bits orjson takes. The
     walk stops once over budget; a budget raised past 2^53 meets the estimate's ceiling."""
     query = "{ patients { nodes { ...F0 } } }" + fragment_hops(
         15, "appointments { nodes { patient { %s } } }", "id"
     )
-    async with _maybe_variant(world, None, max_cost=max_cost) as api:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=api.app, raise_app_exceptions=False),
-            base_url="http://test",
-        ) as anonymous:
-            response = await anonymous.post("/graphql", json={"query": query})
+    async with _maybe_variant(api, None, max_cost=max_cost) as variant:
+        async with signed_in(variant.app, raise_app_exceptions=False) as anonymous:
+            response = await anonymous.http.post("/graphql", json={"query": query})
     assert response.status_code == 200, response.text[:300]
     errors = {e["extensions"]["code"]: e["extensions"] for e in response.json()["errors"]}
     if max_cost is None:
