@@ -12,22 +12,27 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date
+from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 import redis
+from starlette.applications import Starlette
 
 from app import create_app
 from auth.roles import Role
 from runtime.embedded_mongo import EmbeddedMongo
+from runtime.services import Services
 from settings import Settings
 from tests.support import (
     GraphQLClient,
     MongoCommandCounter,
     SqlStatementCounter,
+    World,
+    build_world,
     issue_token,
     settings_for_test,
+    signed_in,
 )
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -50,7 +55,7 @@ def _unavailable(what: str, error: Exception) -> None:
 
 
 @pytest.fixture(scope="session")
-def mongo_uri(tmp_path_factory: pytest.TempPathFactory):
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedMongo(tmp_path_factory.mktemp("mongodb") / "data")
     uri = server.start()
     yield uri
@@ -95,7 +100,7 @@ def billing_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def billing_url(billing_backend: str, tmp_path) -> AsyncIterator[str]:
+async def billing_url(billing_backend: str, tmp_path: Path) -> AsyncIterator[str]:
     if billing_backend == "postgresql":
         async with fresh_postgres_database() as url:
             yield url
@@ -104,7 +109,7 @@ async def billing_url(billing_backend: str, tmp_path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(mongo_uri: str, billing_url: str, tmp_path) -> Settings:
+def settings(mongo_uri: str, billing_url: str, tmp_path: Path) -> Settings:
     return settings_for_test(mongo_uri, tmp_path, database_url=billing_url)
 
 
@@ -114,7 +119,7 @@ def mongo_counter() -> MongoCommandCounter:
 
 
 @pytest.fixture
-async def app(settings: Settings, mongo_counter: MongoCommandCounter):
+async def app(settings: Settings, mongo_counter: MongoCommandCounter) -> AsyncIterator[Starlette]:
     application = create_app(settings, mongo_event_listeners=[mongo_counter])
     async with application.router.lifespan_context(application):
         yield application
@@ -123,43 +128,43 @@ async def app(settings: Settings, mongo_counter: MongoCommandCounter):
 
 
 @pytest.fixture
-def services(app):
+def services(app: Starlette) -> Services:
     return app.state.services
 
 
 @pytest.fixture
-def sql_counter(services) -> SqlStatementCounter:
+def sql_counter(services: Services) -> SqlStatementCounter:
     counter = SqlStatementCounter()
     counter.attach(services.engine)
     return counter
 
 
-@asynccontextmanager
-async def http_client(app, token: str | None = None) -> AsyncIterator[GraphQLClient]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=headers
-    ) as http:
-        yield GraphQLClient(http)
+# The name most test modules import the signed-in client under.
+http_client = signed_in
 
 
 @pytest.fixture
-async def client(app, services) -> AsyncIterator[GraphQLClient]:
+async def client(app: Starlette, services: Services) -> AsyncIterator[GraphQLClient]:
     """A client signed in as an administrator (second factor done)."""
     async with http_client(app, await issue_token(services, Role.ADMIN)) as signed_in:
         yield signed_in
 
 
 @pytest.fixture
-async def anonymous(app) -> AsyncIterator[GraphQLClient]:
+async def anonymous(app: Starlette) -> AsyncIterator[GraphQLClient]:
     async with http_client(app) as client:
         yield client
 
 
 @pytest.fixture
-async def demo(services) -> dict[str, int]:
+async def demo(services: Services) -> dict[str, int]:
     """The small demo data set, loaded into this test's databases."""
     from demo.generator import load_demo_data
 
     return await load_demo_data(services, seed=7, size="small", anchor=DEMO_ANCHOR, progress=False)
+
+
+@pytest.fixture
+async def world(client: GraphQLClient, services: Services) -> World:
+    """One of each record, linked, and a token per role bound to them (tests.support.World)."""
+    return await build_world(client, services)

@@ -1,19 +1,32 @@
-"""Helpers shared by the tests: a GraphQL client and database round-trip counters."""
+"""The harness every test shares: the app built on the test services, clients signed in
+per role, a world of linked records, a live server, and database round-trip counters.
+
+conftest.py turns these into fixtures for one test; a module that shares one app among
+its tests (to save seconds per test) builds it with `module_api` in a module-scoped
+fixture, and a variant of it with other settings with `Api.variant`.
+"""
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+from bson import ObjectId
 from pymongo import monitoring
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
+from app import create_app
+from auth.roles import Role
 from runtime.probes import PROBE_STATEMENT
+from runtime.services import Services
 from schema import CareGraphSchema, build_schema
 from settings import Settings
 
@@ -80,18 +93,20 @@ class GraphQLClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
-    async def post(self, query: str, variables: dict[str, Any] | None = None) -> dict:
+    async def post(self, query: str, variables: dict[str, Any] | None = None, **body: Any) -> dict:
+        """A GraphQL response body (status 200) for a POSTed operation; `body` adds other
+        request members, such as `operationName`."""
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}
+            "/graphql", json={"query": query, "variables": variables or {}, **body}
         )
-        assert response.status_code == 200, response.text
+        assert response.status_code == 200, (response.status_code, response.text[:500])
         return response.json()
 
-    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict:
+    async def data(self, query: str, variables: dict[str, Any] | None = None, **body: Any) -> dict:
         """The `data` of a response that must have no errors."""
-        body = await self.post(query, variables)
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+        result = await self.post(query, variables, **body)
+        assert "errors" not in result, result["errors"]
+        return result["data"]
 
     async def error(self, query: str, variables: dict[str, Any] | None = None) -> dict:
         """The first error of a response that must have one."""
@@ -100,11 +115,16 @@ class GraphQLClient:
         return body["errors"][0]
 
 
-async def issue_token(services, role, *, patient_id=None, doctor_id=None, mfa=True) -> str:
+async def issue_token(
+    services: Services,
+    role: Role,
+    *,
+    patient_id: ObjectId | None = None,
+    doctor_id: ObjectId | None = None,
+    mfa: bool = True,
+) -> str:
     """An account of `role` (linked to a patient or doctor record) and an access token
     for it, made directly: tests of other features need a caller, not a login flow."""
-    import uuid
-
     from datasources.scope import AccessScope
     from datasources.users import UserStore
 
@@ -125,13 +145,11 @@ async def issue_token(services, role, *, patient_id=None, doctor_id=None, mfa=Tr
     ).token
 
 
-def settings_for_test(mongo_uri: str, data_dir, *, database_url: str | None = None, **overrides):
+def settings_for_test(
+    mongo_uri: str | None, data_dir: Path, *, database_url: str | None = None, **overrides: Any
+) -> Settings:
     """Settings for one test app: its own MongoDB database, SQLite billing unless told
     otherwise, the Redis stand-in, no demo data, a fixed key and the cheapest bcrypt."""
-    import uuid
-
-    from settings import Settings
-
     return Settings(
         data_dir=data_dir,
         mongodb_uri=mongo_uri,
@@ -173,3 +191,171 @@ async def serving_on_loopback(asgi_app) -> AsyncIterator[str]:
         server.should_exit = True
         await serving
         listener.close()
+
+
+# --- The app on the test services, and clients signed in to it ----------------------------
+
+
+@asynccontextmanager
+async def signed_in(
+    app: Starlette, token: str | None = None, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[GraphQLClient]:
+    """A client of `app` over ASGI, sending `token` as its bearer token (none: anonymous).
+    With raise_app_exceptions=False a 500 comes back as a response to assert on."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
+        yield GraphQLClient(http)
+
+
+@dataclass
+class Api:
+    """A running app, an administrator's client of it, and round-trip counters on its
+    MongoDB client and SQL engine."""
+
+    app: Starlette
+    settings: Settings
+    services: Services
+    client: GraphQLClient
+    mongo: MongoCommandCounter
+    sql: SqlStatementCounter
+    token: str  # the administrator's
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self.client.http
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None, **body: Any) -> dict:
+        return await self.client.post(query, variables, **body)
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None, **body: Any) -> dict:
+        return await self.client.data(query, variables, **body)
+
+    async def error(self, query: str, variables: dict[str, Any] | None = None) -> dict:
+        return await self.client.error(query, variables)
+
+    def reset(self) -> None:
+        self.mongo.reset()
+        self.sql.reset()
+
+    def data_round_trips(self) -> list[str]:
+        """Database commands since the last reset, besides authenticating the caller."""
+        mongo = [
+            f"{command} {collection}"
+            for command, collection in zip(self.mongo.commands, self.mongo.collections, strict=True)
+        ]
+        # Authentication reads the caller's account once per request, before GraphQL.
+        if mongo and mongo[0] == "find users":
+            mongo = mongo[1:]
+        return mongo + [f"SQL {statement}" for statement in self.sql.statements]
+
+    def variant(self, **overrides: Any) -> AbstractAsyncContextManager[Api]:
+        """Another app over the same databases and signing key, with other settings; the
+        same administrator's token works on it."""
+        return running_api(self.settings.with_overrides(**overrides), token=self.token)
+
+
+@asynccontextmanager
+async def running_api(settings: Settings, *, token: str | None = None) -> AsyncIterator[Api]:
+    """The app on `settings`, through its lifespan, with an administrator's client (a new
+    account unless `token` is given). A 500 comes back as a response to assert on."""
+    mongo = MongoCommandCounter()
+    application = create_app(settings, mongo_event_listeners=[mongo])
+    async with application.router.lifespan_context(application):
+        services: Services = application.state.services
+        sql = SqlStatementCounter()
+        sql.attach(services.engine)
+        token = token or await issue_token(services, Role.ADMIN)
+        async with signed_in(application, token, raise_app_exceptions=False) as client:
+            yield Api(application, settings, services, client, mongo, sql, token)
+
+
+@asynccontextmanager
+async def module_api(mongo_uri: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Api]:
+    """An app on a database of its own, for a module's tests to share; the database is
+    dropped afterwards."""
+    settings = settings_for_test(mongo_uri, data_dir, **overrides)
+    async with running_api(settings) as api:
+        yield api
+        await api.services.mongo_client.drop_database(settings.mongodb_database)
+
+
+# --- A world of records ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    """One of each record, linked: a patient with a contact, conditions and allergies; a
+    doctor who works all week; a visit booked between them two days ahead; a prescription
+    and a bill for the visit. `tokens` holds an access token for each role (second factor
+    done), the patient's and the doctor's accounts bound to these records."""
+
+    patient: str
+    doctor: str
+    appointment: str
+    prescription: str
+    bill: str
+    tokens: dict[Role, str]
+
+
+WORLD_APPOINTMENT_DAYS = 2  # how many days ahead the world's visit is; later days are free
+
+
+async def build_world(client: GraphQLClient, services: Services) -> World:
+    """Write a `World` through the API, as `client` (an administrator)."""
+    from tests.factories import ALL_WEEK, future_slot, iso
+
+    patient = (
+        await client.data(
+            """mutation { createPatient(input: {givenName: "Pat", familyName: "World",
+             birthDate: "1970-01-01", sex: FEMALE, conditions: ["Asthma"], allergies: ["Latex"],
+             contact: {phone: "+1 555 000 1111", email: "pat@example.org",
+                       address: {line1: "1 Main St", city: "Springfield"}}}) { id } }"""
+        )
+    )["createPatient"]["id"]
+    doctor = (
+        await client.data(
+            'mutation($a: [AvailabilityWindowInput!]!) { createDoctor(input: {givenName: "Doc", '
+            'familyName: "World", specialty: CARDIOLOGY, availability: $a}) { id } }',
+            {"a": ALL_WEEK},
+        )
+    )["createDoctor"]["id"]
+    appointment = (
+        await client.data(
+            "mutation($p: ID!, $d: ID!, $s: DateTime!) { createAppointment(input: {patientId: $p, "
+            'doctorId: $d, start: $s, reason: "Wheezing"}) { ... on Appointment { id } } }',
+            {"p": patient, "d": doctor, "s": iso(future_slot(days=WORLD_APPOINTMENT_DAYS))},
+        )
+    )["createAppointment"]["id"]
+    prescription = (
+        await client.data(
+            "mutation($p: ID!, $d: ID!) { createPrescription(input: {patientId: $p, doctorId: $d, "
+            'drug: "Salbutamol", dosage: {value: 100, unit: MCG}, frequency: AS_NEEDED, '
+            'startDate: "2030-01-01", cost: "12.00", indication: "Asthma"}) { id } }',
+            {"p": patient, "d": doctor},
+        )
+    )["createPrescription"]["id"]
+    bill = (
+        await client.data(
+            "mutation($p: ID!, $a: ID!) { createBill(input: {patientId: $p, appointmentId: $a, "
+            'disease: "Asthma", totalCost: "80.00"}) { id } }',
+            {"p": patient, "a": appointment},
+        )
+    )["createBill"]["id"]
+    tokens = await role_tokens(services, patient=patient, doctor=doctor)
+    return World(patient, doctor, appointment, prescription, bill, tokens)
+
+
+async def role_tokens(services: Services, *, patient: str, doctor: str) -> dict[Role, str]:
+    """A token per role; the patient's account is `patient`'s, the doctor's `doctor`'s."""
+    return {
+        role: await issue_token(
+            services,
+            role,
+            patient_id=ObjectId(patient) if role is Role.PATIENT else None,
+            doctor_id=ObjectId(doctor) if role is Role.DOCTOR else None,
+        )
+        for role in Role
+    }

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import parse_qs
 
 import httpx
@@ -49,7 +50,7 @@ NODE_RUN_TIMEOUT_S = 30
 VARIABLES = {"first": 3}
 
 
-def _unavailable(message: str) -> None:
+def _unavailable(message: str) -> NoReturn:
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
@@ -108,7 +109,7 @@ class Received:
     query: str | None
     sha256: str | None
     status: int = 0
-    error_codes: list[str] = field(default_factory=list)
+    error_codes: list[str | None] = field(default_factory=list)
     cache_control: str | None = None
 
     @property
@@ -282,6 +283,7 @@ def assert_registered_once_then_hash_only(received: list[Received], *, get: bool
         first.sha256,
     ), received
     assert (second.status, second.error_codes) == (200, []), received
+    assert second.query is not None
     assert hashlib.sha256(second.query.encode()).hexdigest() == first.sha256
     for request in later:
         assert (request.method, request.hash_only, request.sha256) == (

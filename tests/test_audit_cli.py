@@ -51,7 +51,10 @@ async def test_export_writes_valid_fhir_audit_events_for_the_period(
     assert len(lines) == len(await audit_records(services))
     events = [AuditEvent.model_validate(json.loads(line)) for line in lines]
     read = [e for e in events if e.action == "R"]
-    assert read and read[-1].entity[0].what.reference == f"Patient/{world.patient['id']}"
+    assert read
+    entities = read[-1].entity
+    assert entities and entities[0].what, read[-1]
+    assert entities[0].what.reference == f"Patient/{world.patient['id']}"
     assert "ada@example.org" not in output.read_text()
     # A period with nothing in it exports nothing.
     args.start, args.end = "2001-01-01T00:00:00Z", "2001-01-02T00:00:00Z"

@@ -7,6 +7,7 @@ import io
 import struct
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -82,7 +83,7 @@ async def test_restore_into_fresh_databases_is_identical(
 ) -> None:
     source_mongo = await mongo_contents(services.db)
     source_sql = await sql_contents(services.engine)
-    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
     target_db = client[f"restore_{uuid.uuid4().hex[:10]}"]
     try:
         if target_sql == "postgresql":
@@ -117,7 +118,7 @@ async def small_archive(mongo_uri, tmp_path_factory) -> bytes:
     from datasources.billing_tables import bills
     from datasources.sql import migrate
 
-    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
     db = client[f"small_{uuid.uuid4().hex[:10]}"]
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('small')}/b.sqlite3")
     try:
@@ -196,7 +197,7 @@ async def test_a_damaged_archive_is_refused_and_the_target_untouched(
     bad.write_bytes(damaged(small_archive, how))
     with pytest.raises(ArchiveInvalid, match=REASONS[how]):
         verify_archive(bad, KEY)
-    client = AsyncMongoClient(mongo_uri)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     target_db = client[f"untouched_{uuid.uuid4().hex[:10]}"]
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'target.sqlite3'}")
     try:

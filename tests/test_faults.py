@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis as redis_sync
@@ -350,7 +351,7 @@ async def test_sigterm_with_requests_in_flight_finishes_them(tmp_path, mongo_uri
         assert codes["ok"] >= 1
         from pymongo import AsyncMongoClient
 
-        mongo = AsyncMongoClient(mongo_uri)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
         try:
             ok_emails = [email for email, code in results if code == "ok"]
             # A sign-up is recorded as a pending registration until its address is confirmed.

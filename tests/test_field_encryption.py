@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Any
 
 import bson
 import pytest
@@ -41,7 +42,7 @@ PLAINTEXT = [
 @pytest.fixture
 async def raw(services, mongo_uri):
     """The test's database through a plain client: no key, no decryption."""
-    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
     yield client[services.settings.mongodb_database]
     await client.close()
 
@@ -130,7 +131,7 @@ async def test_a_client_without_the_key_sees_ciphertext_only(client, services, r
     stored = await raw["patients"].find_one({"_id": ObjectId(patient["id"])})
     assert all(isinstance(v, bson.Binary) for v in stored["contact"].values())
     # A client with the wrong master key cannot decrypt either.
-    wrong = AsyncMongoClient(
+    wrong: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         mongo_uri,
         auto_encryption_opts=AutoEncryptionOpts(
             {"local:k1": {"key": os.urandom(96)}},

@@ -43,6 +43,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import graphql
 import httpx
@@ -369,6 +370,7 @@ async def still_signed_in(http: httpx.AsyncClient, caller: Caller) -> bool:
         "/graphql", json={"query": "{ me { role } }"}, headers=caller.headers
     )
     me = ((response.json().get("data") or {}).get("me")) or {}
+    assert caller.role is not None, "an anonymous caller is never signed in"
     return me.get("role") == caller.role.value
 
 
@@ -482,7 +484,7 @@ async def test_generated_operations_never_fail_on_the_server(app, services, demo
         log = stack.enter_context(open(LOG_PATH, "w")) if LOG_PATH else None  # noqa: ASYNC230
 
         async def send(operation: str, caller: Caller, as_variables: bool = False) -> Outcome:
-            body = {"query": operation}
+            body: dict[str, Any] = {"query": operation}
             if as_variables:
                 body["query"], body["variables"] = with_variables(operation)
             response = await http.post("/graphql", json=body, headers=caller.headers)

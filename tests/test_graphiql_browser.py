@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from strawberry.printer import print_schema
 
 from app import create_app
 from auth.roles import Role
+from runtime.services import Services
 from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY, Settings
 from tests.support import default_schema, issue_token, serving_on_loopback
 from web.graphiql import render_graphiql
@@ -64,14 +66,21 @@ def _unavailable(message: str) -> None:
 # --- without a browser: what the server sends --------------------------------------
 
 
+class AppClient(httpx.AsyncClient):
+    """An httpx client of an app that also holds the app's services, to make tokens."""
+
+    def __init__(self, services: Services, **options: Any) -> None:
+        super().__init__(base_url="http://test", **options)
+        self.services = services
+
+
 @asynccontextmanager
-async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for the app; `client.services` makes tokens."""
+async def http(settings: Settings) -> AsyncIterator[AppClient]:
+    """An anonymous client for the app; `client.services` makes tokens."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.services = application.state.services  # type: ignore[attr-defined]
+        async with AppClient(application.state.services, transport=transport) as client:
             yield client
         await application.state.services.mongo_client.drop_database(settings.mongodb_database)
 
@@ -171,8 +180,8 @@ async def test_with_introspection_off_in_open_modes_any_signed_in_caller_gets_th
 
 
 def test_sign_in_form_sends_the_trusted_login_document_by_id_when_there_is_one():
-    by_id = render_graphiql("sha256:" + "a" * 64).body.decode()
-    by_text = render_graphiql(None).body.decode()
+    by_id = bytes(render_graphiql("sha256:" + "a" * 64).body).decode()
+    by_text = bytes(render_graphiql(None).body).decode()
 
     assert 'data-login-document-id="sha256:aaaa' in by_id
     assert 'data-login-document=""' in by_id
@@ -209,16 +218,18 @@ class PageWatch:
     def attach(self, page) -> None:
         page.on("request", lambda request: self.requests.append(request.url))
         page.on("requestfailed", lambda r: self.problems.append(f"failed {r.url}: {r.failure}"))
-        page.on(
-            "response",
-            lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"),
-        )
+        page.on("response", self._response)
         # CSP violations and script errors are reported on the console.
-        page.on(
-            "console",
-            lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"),
-        )
+        page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status} {response.url}")
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.problems.append(f"console: {message.text}")
 
     def assert_clean(self) -> None:
         elsewhere = [url for url in self.requests if not url.startswith(self.origin + "/")]
@@ -329,7 +340,8 @@ async def test_sign_in_form_fills_the_token_box_and_queries_run_as_that_user(
     assert doctor["email"] in result
     assert '"errors"' not in result
     # The doctor's own schedule from the demo data.
-    assert int(re.search(r'"totalCount": (\d+)', result).group(1)) > 0
+    total = re.search(r'"totalCount": (\d+)', result)
+    assert total and int(total.group(1)) > 0, result
 
 
 async def test_analysts_get_the_schema_once_signed_in_on_a_persisted_only_deployment(

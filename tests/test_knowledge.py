@@ -10,9 +10,23 @@ from pathlib import Path
 import pytest
 
 from knowledge import DATA_DIR, KnowledgeBase, KnowledgeError, load_knowledge, load_shipped
-from knowledge.model import Icd10Range
+from knowledge.model import AllergyConcept, ConditionConcept, Icd10Range
 
 KB = load_shipped()
+
+
+def allergy(text: str) -> AllergyConcept:
+    """The shipped concept for an allergy text that must map to one."""
+    concept = KB.find_allergy(text)
+    assert concept is not None, text
+    return concept
+
+
+def condition(text: str) -> ConditionConcept:
+    """The shipped concept for a condition text or code that must map to one."""
+    concept = KB.find_condition(text)
+    assert concept is not None, text
+    return concept
 
 
 def test_the_shipped_files_implement_the_protocol_and_hold_the_promised_content():
@@ -54,15 +68,15 @@ def test_unknown_text_maps_to_nothing():
 
 
 def test_allergies_map_to_classes_substances_or_non_drug_allergens():
-    assert KB.find_allergy("Penicillin").kind == "CLASS"
-    assert KB.find_allergy("Sulfa drugs").code == "sulfonamide-antibiotic-allergy"
-    assert KB.find_allergy("Aspirin").kind == "SUBSTANCE"
-    assert KB.find_allergy("Latex").kind == "ALLERGEN"
+    assert allergy("Penicillin").kind == "CLASS"
+    assert allergy("Sulfa drugs").code == "sulfonamide-antibiotic-allergy"
+    assert allergy("Aspirin").kind == "SUBSTANCE"
+    assert allergy("Latex").kind == "ALLERGEN"
 
 
 def test_conditions_map_from_text_or_code():
-    assert KB.find_condition("Type 2 diabetes").code == "E11.9"
-    assert KB.find_condition("n18.4").code == "N18.4"
+    assert condition("Type 2 diabetes").code == "E11.9"
+    assert condition("n18.4").code == "N18.4"
 
 
 @pytest.mark.parametrize(

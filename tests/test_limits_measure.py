@@ -3,8 +3,10 @@ aliases (inside fragments too), cost (lists count their page size) and oversized
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from graphql import parse
+from graphql import GraphQLError, parse
 
 from schema.limits import COST_CEILING, Limits, limit_errors, measure, select_operation
 from tests.support import default_schema
@@ -13,6 +15,12 @@ SCHEMA = default_schema()._schema
 LIMITS = Limits(
     max_depth=12, max_aliases=50, max_cost=25_000, page_size_default=100, page_size_max=500
 )
+
+
+def extensions(error: GraphQLError) -> dict[str, Any]:
+    """A limit error's extensions, which every limit error has."""
+    assert error.extensions is not None, error
+    return error.extensions
 
 
 def measured(query: str, variables: dict | None = None, limits: Limits = LIMITS):
@@ -56,7 +64,7 @@ def test_a_page_over_the_cap_is_noted_and_counted_at_the_cap():
     assert result.oversized_page == ("patients", 10000)
     assert result.cost == 1 + 1 + 500
     [error] = limit_errors(result, LIMITS)
-    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert extensions(error)["code"] == "BAD_USER_INPUT"
 
 
 def test_aliases_are_counted_where_a_fragment_is_spread():
@@ -78,7 +86,7 @@ def test_each_limit_has_its_own_code_with_the_measured_value():
         max_depth=1, max_aliases=2, max_cost=1000, page_size_default=100, page_size_max=500
     )
     errors = {
-        error.extensions["code"]: error.extensions
+        extensions(error)["code"]: extensions(error)
         for error in limit_errors(measured(query, limits=tight), tight)
     }
     assert set(errors) == {"MAX_DEPTH_LIMIT", "MAX_ALIASES_LIMIT"}
@@ -94,8 +102,8 @@ def test_over_the_cost_budget_the_measurement_stops_and_is_refused():
     # Stopped at the first field past the budget: c was never walked.
     assert result.cost == 4 and result.aliases == 2
     [error] = limit_errors(result, cheap)
-    assert error.extensions["code"] == "COST_ESTIMATED_TOO_EXPENSIVE"
-    assert (error.extensions["measured"], error.extensions["limit"]) == (4, 3)
+    assert extensions(error)["code"] == "COST_ESTIMATED_TOO_EXPENSIVE"
+    assert (extensions(error)["measured"], extensions(error)["limit"]) == (4, 3)
 
 
 def test_within_every_limit_there_is_no_error():

@@ -312,7 +312,7 @@ async def test_the_queue_costs_the_same_round_trips_for_5_and_200(
         {},
         {"$set": {"verification": {"status": "PENDING_REVIEW"}, "safety.rank": 0}},
     )
-    counts = {}
+    counts: dict[int, list[int]] = {}
     async with http_client(app, token) as client:
         for n in (5, 200, 200):  # the second 200 is served from the alert cache
             mongo_counter.reset()

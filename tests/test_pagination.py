@@ -14,22 +14,17 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
-from auth.roles import Role
 from demo.generator import load_demo_data
 from runtime.services import Services
 from tests.conftest import DEMO_ANCHOR
-from tests.support import GraphQLClient, issue_token, settings_for_test
+from tests.support import Api, GraphQLClient, module_api
 
 WEEKDAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 A_FUTURE_MONDAY = date(2030, 1, 7)
@@ -47,28 +42,6 @@ SPECIALTIES = [
     "PULMONOLOGY",
     "RHEUMATOLOGY",
 ]
-
-
-# --- Apps shared by the module ------------------------------------------------------------
-
-
-@asynccontextmanager
-async def running_app(
-    mongo_uri: str, data_dir: Path
-) -> AsyncIterator[tuple[GraphQLClient, Services]]:
-    # These tests read every parent with its nested page in one request, which the
-    # default cost budget rightly refuses; the budget has tests of its own.
-    settings = settings_for_test(mongo_uri, data_dir).with_overrides(max_cost=10**6)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        services = application.state.services
-        transport = httpx.ASGITransport(app=application)
-        signed_in = {"Authorization": f"Bearer {await issue_token(services, Role.ADMIN)}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", headers=signed_in
-        ) as http:
-            yield GraphQLClient(http), services
-        await services.mongo_client.drop_database(settings.mongodb_database)
 
 
 @dataclass
@@ -151,18 +124,23 @@ async def add_records_through_the_api(client: GraphQLClient, stored: Stored) -> 
         )
 
 
-@dataclass
-class Api:
-    client: GraphQLClient
-    stored: Stored
+# --- The apps shared by the module -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 async def api(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    async with running_app(mongo_uri, tmp_path_factory.mktemp("pagination")) as (client, services):
-        await load_demo_data(services, seed=7, size="small", anchor=DEMO_ANCHOR, progress=False)
-        await add_records_through_the_api(client, await read_stored(services))
-        yield Api(client, await read_stored(services))
+    # These tests read every parent with its nested page in one request, which the
+    # default cost budget rightly refuses; the budget has tests of its own.
+    data_dir = tmp_path_factory.mktemp("pagination")
+    async with module_api(mongo_uri, data_dir, max_cost=10**6) as api:
+        await load_demo_data(api.services, seed=7, size="small", anchor=DEMO_ANCHOR, progress=False)
+        await add_records_through_the_api(api.client, await read_stored(api.services))
+        yield api
+
+
+@pytest.fixture(scope="module")
+async def stored(api: Api) -> Stored:
+    return await read_stored(api.services)
 
 
 # --- Independent orderings and filters ----------------------------------------------------
@@ -349,8 +327,8 @@ def assert_walked(walked: Walk, expected: list[str], first: int) -> None:
         ("bills", 100),
     ],
 )
-async def test_walking_every_page_visits_each_record_once_in_order(api, field, first):
-    expected = ids(EXPECTED_ORDER[field](api.stored))
+async def test_walking_every_page_visits_each_record_once_in_order(api, stored, field, first):
+    expected = ids(EXPECTED_ORDER[field](stored))
     assert_walked(await walk(api.client, field, first), expected, first)
 
 
@@ -368,18 +346,20 @@ def server_time_zone(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])
-async def test_bill_pages_do_not_depend_on_the_servers_local_time_zone(api, server_time_zone, zone):
+async def test_bill_pages_do_not_depend_on_the_servers_local_time_zone(
+    api, stored, server_time_zone, zone
+):
     server_time_zone(zone)
-    assert_walked(await walk(api.client, "bills", 9), ids(api.stored.bills), 9)
+    assert_walked(await walk(api.client, "bills", 9), ids(stored.bills), 9)
 
 
-async def test_the_data_set_has_what_the_ordering_tests_need(api):
-    starts = [a["start"] for a in api.stored.appointments]
+async def test_the_data_set_has_what_the_ordering_tests_need(api, stored):
+    starts = [a["start"] for a in stored.appointments]
     assert len(starts) != len(set(starts)), "appointments sharing a start test the id tiebreak"
-    assert {a["status"] for a in api.stored.appointments} == {"SCHEDULED", "COMPLETED", "CANCELLED"}
-    folded = [fold(p["familyName"]) for p in api.stored.patients]
+    assert {a["status"] for a in stored.appointments} == {"SCHEDULED", "COMPLETED", "CANCELLED"}
+    folded = [fold(p["familyName"]) for p in stored.patients]
     assert len(folded) != len(set(folded)), "patients sharing a family name test the given name"
-    assert any(fold(p["familyName"]) != p["familyName"].casefold() for p in api.stored.patients)
+    assert any(fold(p["familyName"]) != p["familyName"].casefold() for p in stored.patients)
 
 
 # --- Filters ------------------------------------------------------------------------------
@@ -434,10 +414,10 @@ APPOINTMENT_FILTERS: list = [
 
 @pytest.mark.parametrize("arguments", APPOINTMENT_FILTERS)
 async def test_appointment_filters_return_exactly_the_matching_appointments(
-    api, arguments: Arguments
+    api, stored, arguments: Arguments
 ):
-    chosen = arguments(api.stored)
-    matching = [a for a in api.stored.appointments if appointment_matches(a, chosen)]
+    chosen = arguments(stored)
+    matching = [a for a in stored.appointments if appointment_matches(a, chosen)]
     expected = ids(appointments_in_order(matching))
     assert_walked(await walk(api.client, "appointments", 13, **chosen), expected, 13)
 
@@ -461,18 +441,20 @@ DOCTOR_FILTERS: list = [
 
 
 @pytest.mark.parametrize("arguments", DOCTOR_FILTERS)
-async def test_doctor_filters_return_exactly_the_matching_doctors(api, arguments: Arguments):
-    chosen = arguments(api.stored)
-    matching = [d for d in api.stored.doctors if doctor_matches(d, chosen)]
+async def test_doctor_filters_return_exactly_the_matching_doctors(
+    api, stored, arguments: Arguments
+):
+    chosen = arguments(stored)
+    matching = [d for d in stored.doctors if doctor_matches(d, chosen)]
     expected = ids(people_in_order(matching))
     assert_walked(await walk(api.client, "doctors", 2, **chosen), expected, 2)
 
 
-async def test_available_on_a_weekday_only_some_doctors_work(api):
+async def test_available_on_a_weekday_only_some_doctors_work(api, stored):
     """Saturday splits the demo doctors; the filter must not return all or none."""
     saturday = "2030-01-12"
-    working = [d for d in api.stored.doctors if doctor_matches(d, {"availableOn": saturday})]
-    assert 0 < len(working) < len(api.stored.doctors)
+    working = [d for d in stored.doctors if doctor_matches(d, {"availableOn": saturday})]
+    assert 0 < len(working) < len(stored.doctors)
     walked = await walk(api.client, "doctors", 100, availableOn=saturday)
     assert walked.ids == ids(people_in_order(working))
 
@@ -499,10 +481,10 @@ PRESCRIPTION_FILTERS: list = [
 
 @pytest.mark.parametrize("arguments", PRESCRIPTION_FILTERS)
 async def test_prescription_filters_return_exactly_the_matching_prescriptions(
-    api, arguments: Arguments
+    api, stored, arguments: Arguments
 ):
-    chosen = arguments(api.stored)
-    matching = [p for p in api.stored.prescriptions if prescription_matches(p, chosen)]
+    chosen = arguments(stored)
+    matching = [p for p in stored.prescriptions if prescription_matches(p, chosen)]
     expected = ids(prescriptions_in_order(matching))
     assert_walked(await walk(api.client, "prescriptions", 3, **chosen), expected, 3)
 
@@ -529,9 +511,9 @@ BILL_FILTERS: list = [
 
 
 @pytest.mark.parametrize("arguments", BILL_FILTERS)
-async def test_bill_filters_return_exactly_the_matching_bills(api, arguments: Arguments):
-    chosen = arguments(api.stored)
-    expected = ids([b for b in api.stored.bills if bill_matches(b, chosen)])
+async def test_bill_filters_return_exactly_the_matching_bills(api, stored, arguments: Arguments):
+    chosen = arguments(stored)
+    expected = ids([b for b in stored.bills if bill_matches(b, chosen)])
     assert_walked(await walk(api.client, "bills", 11, **chosen), expected, 11)
 
 
@@ -539,22 +521,22 @@ async def test_bill_filters_return_exactly_the_matching_bills(api, arguments: Ar
 
 
 @pytest.mark.parametrize("field", ["appointments", "patients", "doctors", "prescriptions", "bills"])
-async def test_first_defaults_to_100(api, field):
+async def test_first_defaults_to_100(api, stored, field):
     data = await api.client.data(f"{{ {field} {{ {PAGE} }} }}")
     connection = data[field]
-    expected = ids(EXPECTED_ORDER[field](api.stored))
+    expected = ids(EXPECTED_ORDER[field](stored))
     assert [edge["node"]["id"] for edge in connection["edges"]] == expected[:100]
     assert connection["pageInfo"]["hasNextPage"] == (len(expected) > 100)
     assert connection["totalCount"] == len(expected)
 
 
-async def test_nested_first_defaults_to_100(api):
+async def test_nested_first_defaults_to_100(api, stored):
     data = await api.client.data(
         "{ doctors(first: 500) { nodes { id"
         " appointments { edges { cursor } pageInfo { hasNextPage } } } } }"
     )
     for doctor in data["doctors"]["nodes"]:
-        count = sum(str(a["doctorId"]) == doctor["id"] for a in api.stored.appointments)
+        count = sum(str(a["doctorId"]) == doctor["id"] for a in stored.appointments)
         assert len(doctor["appointments"]["edges"]) == min(count, 100)
         assert doctor["appointments"]["pageInfo"]["hasNextPage"] == (count > 100)
 
@@ -625,17 +607,17 @@ def child_ids(connection: dict) -> list[str]:
 
 
 @pytest.mark.parametrize(("nested", "first"), NESTED)
-async def test_nested_first_page_is_right_for_every_parent(api, nested: Nested, first):
+async def test_nested_first_page_is_right_for_every_parent(api, stored, nested: Nested, first):
     data = await api.client.data(
         f"query($first: Int) {{ {nested.parent}(first: 500) {{ nodes {{ id "
         f"{nested.child}(first: $first) {{ {PAGE} }} }} }} }}",
         {"first": first},
     )
     parents = data[nested.parent]["nodes"]
-    assert len(parents) == len(getattr(api.stored, nested.parent))
+    assert len(parents) == len(getattr(stored, nested.parent))
     for parent in parents:
         connection = parent[nested.child]
-        expected = nested.expected(api.stored, parent["id"])
+        expected = nested.expected(stored, parent["id"])
         assert_page_shape(connection, first)
         assert child_ids(connection) == expected[:first], parent["id"]
         assert connection["pageInfo"]["hasNextPage"] == (len(expected) > first)
@@ -643,7 +625,7 @@ async def test_nested_first_page_is_right_for_every_parent(api, nested: Nested, 
 
 
 @pytest.mark.parametrize(("nested", "first"), NESTED)
-async def test_nested_pages_continue_with_after(api, nested: Nested, first):
+async def test_nested_pages_continue_with_after(api, stored, nested: Nested, first):
     """Every parent's list, walked to the end; each round asks for the next page of all
     unfinished parents in one request, each with its own cursor."""
     data = await api.client.data(
@@ -680,7 +662,7 @@ async def test_nested_pages_continue_with_after(api, nested: Nested, first):
             if connection["pageInfo"]["hasNextPage"]:
                 cursors[parent] = connection["pageInfo"]["endCursor"]
     for parent, children in walked.items():
-        assert children == nested.expected(api.stored, parent), parent
+        assert children == nested.expected(stored, parent), parent
 
 
 # --- Name search --------------------------------------------------------------------------
@@ -699,11 +681,11 @@ PEOPLE = [
 
 
 @pytest.fixture(scope="module")
-async def people(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_app(mongo_uri, tmp_path_factory.mktemp("names")) as (client, _services):
+async def people(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    async with module_api(mongo_uri, tmp_path_factory.mktemp("names")) as api:
         for given, family in PEOPLE:
             await create(
-                client,
+                api.client,
                 "Patient",
                 {
                     "givenName": given,
@@ -712,7 +694,7 @@ async def people(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory):
                     "sex": "OTHER",
                 },
             )
-        yield client
+        yield api
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,6 @@ does: every field, for every role, through real HTTP requests with real tokens."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from graphql import (
     GraphQLEnumType,
@@ -21,8 +19,7 @@ from graphql.pyutils import Undefined
 from auth.policy import PUBLIC, Anyone, field_readers, type_readers
 from auth.roles import Role
 from tests.conftest import http_client
-from tests.factories import ALL_WEEK, future_slot, iso
-from tests.support import default_schema, issue_token
+from tests.support import World, default_schema, issue_token
 
 schema = default_schema()
 
@@ -111,68 +108,6 @@ def test_no_field_opens_a_door_its_type_keeps_shut(type_name):
 
 
 # -- the matrix over HTTP ------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    patient: str
-    doctor: str
-    appointment: str
-    prescription: str
-    bill: str
-    tokens: dict[Role, str]
-
-
-@pytest.fixture
-async def world(client, services) -> World:
-    """One of everything, linked so each role's own records are these."""
-    patient = (
-        await client.data(
-            """mutation { createPatient(input: {givenName: "Pat", familyName: "Matrix",
-             birthDate: "1970-01-01", sex: FEMALE, conditions: ["Asthma"], allergies: ["Latex"],
-             contact: {phone: "+1 555 000 1111", email: "pat@example.org",
-                       address: {line1: "1 Main St", city: "Springfield"}}}) { id } }"""
-        )
-    )["createPatient"]["id"]
-    doctor = (
-        await client.data(
-            'mutation($a: [AvailabilityWindowInput!]!) { createDoctor(input: {givenName: "Doc", '
-            'familyName: "Matrix", specialty: CARDIOLOGY, availability: $a}) { id } }',
-            {"a": ALL_WEEK},
-        )
-    )["createDoctor"]["id"]
-    appointment = (
-        await client.data(
-            "mutation($p: ID!, $d: ID!, $s: DateTime!) { createAppointment(input: {patientId: $p, "
-            "doctorId: $d, start: $s}) { ... on Appointment { id } } }",
-            {"p": patient, "d": doctor, "s": iso(future_slot())},
-        )
-    )["createAppointment"]["id"]
-    prescription = (
-        await client.data(
-            "mutation($p: ID!, $d: ID!) { createPrescription(input: {patientId: $p, doctorId: $d, "
-            'drug: "Salbutamol", dosage: {value: 100, unit: MCG}, frequency: AS_NEEDED, '
-            'startDate: "2030-01-01", cost: "12.00"}) { id } }',
-            {"p": patient, "d": doctor},
-        )
-    )["createPrescription"]["id"]
-    bill = (
-        await client.data(
-            "mutation($p: ID!, $a: ID!) { createBill(input: {patientId: $p, appointmentId: $a, "
-            'disease: "Asthma", totalCost: "80.00"}) { id } }',
-            {"p": patient, "a": appointment},
-        )
-    )["createBill"]["id"]
-    from bson import ObjectId
-
-    tokens = {
-        Role.PATIENT: await issue_token(services, Role.PATIENT, patient_id=ObjectId(patient)),
-        Role.DOCTOR: await issue_token(services, Role.DOCTOR, doctor_id=ObjectId(doctor)),
-        Role.PHARMACIST: await issue_token(services, Role.PHARMACIST),
-        Role.ANALYST: await issue_token(services, Role.ANALYST),
-        Role.ADMIN: await issue_token(services, Role.ADMIN),
-    }
-    return World(patient, doctor, appointment, prescription, bill, tokens)
 
 
 # How to reach an object of each type from the root: (root field with arguments, path).

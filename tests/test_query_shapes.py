@@ -143,6 +143,7 @@ def _node_selection(node_type: GraphQLObjectType) -> str:
 
 def _connection_node(field: GraphQLField) -> GraphQLObjectType:
     connection = get_named_type(field.type)
+    assert isinstance(connection, GraphQLObjectType)
     node = get_named_type(connection.fields["nodes"].type)
     assert isinstance(node, GraphQLObjectType)
     return node
@@ -152,6 +153,7 @@ def operations(samples: Samples) -> Iterator[str]:
     """First pages of every list and filter combination; nested lists under the first
     parents of each top-level list."""
     query = default_schema()._schema.query_type
+    assert query is not None
     for name, list_field in query.fields.items():
         if not _is_connection(list_field):
             continue
@@ -316,6 +318,7 @@ async def _send_all(app: Any, services: Services, recorder: ShapeRecorder) -> Co
     doctor_id = (await busiest.to_list())[0]["_id"]
     appointment = await db["appointments"].find_one({"doctorId": doctor_id})
     doctor = await db["doctors"].find_one({"_id": doctor_id})
+    assert appointment is not None and doctor is not None
     samples = Samples(str(doctor_id), str(appointment["patientId"]), doctor["specialty"])
     tokens = {
         "ADMIN": await issue_token(services, Role.ADMIN),

@@ -12,8 +12,8 @@ from bson import ObjectId
 from auth.roles import Role
 from datasources.billing_tables import bills
 from tests.conftest import http_client
+from tests.reports.support import QUERIES, K
 from tests.support import issue_token
-from tests.test_reports import QUERIES, K
 
 DAY_START = datetime(2026, 2, 10, tzinfo=UTC)
 T = DAY_START + timedelta(hours=10)  # the attacker's first `before`

@@ -11,7 +11,7 @@ from strawberry.types.base import get_object_definition
 
 from schema import POLICED_TYPES, PolicyPermission, build_schema
 from settings import Settings
-from tests.test_hardening import chain
+from tests.hardening.support import chain
 
 DEPTH_21 = chain(21)
 
@@ -26,6 +26,7 @@ async def test_the_bare_schema_refuses_an_operation_over_the_depth_limit(context
     result = await schema.execute(DEPTH_21, context_value=context)
     assert codes(result) == ["MAX_DEPTH_LIMIT"]
     assert result.data is None  # refused before execution: no resolver ran
+    assert result.errors and result.errors[0].extensions
     assert result.errors[0].extensions["measured"] == 21
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from graphql import parse, validate
+from graphql import OperationDefinitionNode, parse, validate
 
 from tests.support import default_schema
 
@@ -32,6 +32,6 @@ def test_persisted_operation_is_valid_and_named_after_its_file(path: Path):
     document = parse(path.read_text())
     errors = validate(schema._schema, document)
     assert not errors, [error.message for error in errors]
-    operations = [d for d in document.definitions if d.kind == "operation_definition"]
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     assert len(operations) == 1, "one operation per file"
     assert operations[0].name and operations[0].name.value == path.stem

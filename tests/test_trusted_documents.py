@@ -32,6 +32,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -41,7 +42,9 @@ from graphql import (
     get_named_type,
     parse,
 )
+from starlette.applications import Starlette
 from strawberry.permission import PermissionExtension
+from strawberry.types.base import get_object_definition
 from strawberry.types.private import is_private
 
 from auth import policy
@@ -51,11 +54,19 @@ from auth.policy import ALLOWED_BEFORE_MFA, Anyone, field_readers, type_readers
 from auth.roles import Role
 from datasources.scope import AccessScope
 from datasources.users import RefreshTokenStore, UserStore
+from runtime.services import Services
 from schema import POLICED_TYPES, ROOT_TYPES, _graphql_name
 from settings import PERSISTED_ONLY
 from tests.conftest import http_client
-from tests.factories import ALL_WEEK, future_slot, iso
-from tests.support import GraphQLClient, default_schema, issue_token, settings_for_test
+from tests.factories import future_slot, iso
+from tests.support import (
+    WORLD_APPOINTMENT_DAYS,
+    GraphQLClient,
+    World,
+    default_schema,
+    issue_token,
+    settings_for_test,
+)
 
 PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN = (
     Role.PATIENT,
@@ -76,13 +87,13 @@ Caller = Role | Session
 CALLERS: tuple[Caller, ...] = (PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN, ANONYMOUS,
                                ADMIN_BEFORE_MFA)  # fmt: skip
 
-EVERY_ROLE = frozenset(Role)
-SIGNED_IN = EVERY_ROLE | {ADMIN_BEFORE_MFA}
-EVERYONE = SIGNED_IN | {ANONYMOUS}
-REPORTS = frozenset({ANALYST, ADMIN})
-BOOKING = frozenset({PATIENT, DOCTOR, ADMIN})
+EVERY_ROLE: frozenset[Caller] = frozenset(Role)
+SIGNED_IN: frozenset[Caller] = EVERY_ROLE | {ADMIN_BEFORE_MFA}
+EVERYONE: frozenset[Caller] = SIGNED_IN | {ANONYMOUS}
+REPORTS: frozenset[Caller] = frozenset({ANALYST, ADMIN})
+BOOKING: frozenset[Caller] = frozenset({PATIENT, DOCTOR, ADMIN})
 # Anyone may set up a second factor; admins must before they act as admins.
-MFA_SETUP = frozenset({PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN_BEFORE_MFA})
+MFA_SETUP: frozenset[Caller] = frozenset({PATIENT, DOCTOR, PHARMACIST, ANALYST, ADMIN_BEFORE_MFA})
 
 # Who each document is for: from what it is for (its first-line comment), not from the
 # policy. A new file in queries/ must be added here.
@@ -275,6 +286,7 @@ def _selected(
             owner = GRAPHQL.get_type(condition.name.value) if condition else parent
             yield from _selected(selection.selection_set, owner, fragments)
         else:
+            assert isinstance(selection, FragmentSpreadNode), selection
             fragment = fragments[selection.name.value]
             owner = GRAPHQL.get_type(fragment.type_condition.name.value)
             yield from _selected(fragment.selection_set, owner, fragments)
@@ -416,7 +428,7 @@ def test_the_model_matches_the_checks_the_schema_attached():
     check, with the same readers and the same pre-MFA allowance."""
     policed = set()
     for object_type in POLICED_TYPES:
-        definition = object_type.__strawberry_definition__
+        definition = get_object_definition(object_type, strict=True)
         policed.add(definition.name)
         for strawberry_field in definition.fields:
             if is_private(strawberry_field.type):
@@ -565,21 +577,33 @@ def settings(mongo_uri, billing_url, tmp_path):
 
 
 @dataclass
-class World:
-    """One patient, their doctor, a booked visit, a prescription and a bill; callers bound
-    to them; and fresh records or accounts for mutations that use theirs up."""
+class Callers:
+    """The shared world (tests.support.World) on the persisted-only app; a token per
+    caller, bound to its records; and fresh bookings or accounts for mutations that use
+    theirs up."""
 
-    app: Any
-    services: Any
+    app: Starlette
+    services: Services
     admin: GraphQLClient
-    patient: str
-    doctor: str
-    appointment: str
+    world: World
     tokens: dict[Caller, str | None]
-    days: Iterator[int] = field(default_factory=lambda: itertools.count(3))
+    # One booking per day, after the world's own visit: never a clash.
+    days: Iterator[int] = field(default_factory=lambda: itertools.count(WORLD_APPOINTMENT_DAYS + 1))
+
+    @property
+    def patient(self) -> str:
+        return self.world.patient
+
+    @property
+    def doctor(self) -> str:
+        return self.world.doctor
+
+    @property
+    def appointment(self) -> str:
+        return self.world.appointment
 
     def next_slot(self) -> str:
-        return iso(future_slot(days=next(self.days)))  # one per day: never a clash
+        return iso(future_slot(days=next(self.days)))
 
     async def book(self) -> str:
         data = await self.admin.data(
@@ -637,50 +661,14 @@ class World:
 
 
 @pytest.fixture
-async def world(app, services, client) -> World:
-    patient = (
-        await client.data(
-            """mutation { createPatient(input: {givenName: "Pat", familyName: "Trusted",
-             birthDate: "1970-01-01", sex: FEMALE, conditions: ["Asthma"], allergies: ["Latex"],
-             contact: {phone: "+1 555 000 2222", email: "pat@example.org",
-                       address: {line1: "1 Main St", city: "Springfield"}}}) { id } }"""
-        )
-    )["createPatient"]["id"]
-    doctor = (
-        await client.data(
-            'mutation($a: [AvailabilityWindowInput!]!) { createDoctor(input: {givenName: "Doc", '
-            'familyName: "Trusted", specialty: CARDIOLOGY, availability: $a}) { id } }',
-            {"a": ALL_WEEK},
-        )
-    )["createDoctor"]["id"]
-    appointment = (
-        await client.data(
-            "mutation($p: ID!, $d: ID!, $s: DateTime!) { createAppointment(input: {patientId: $p, "
-            'doctorId: $d, start: $s, reason: "Wheezing"}) { ... on Appointment { id } } }',
-            {"p": patient, "d": doctor, "s": iso(future_slot(days=2))},
-        )
-    )["createAppointment"]["id"]
-    await client.data(
-        "mutation($p: ID!, $d: ID!) { createPrescription(input: {patientId: $p, doctorId: $d, "
-        'drug: "Salbutamol", dosage: {value: 100, unit: MCG}, frequency: AS_NEEDED, '
-        'startDate: "2030-01-01", cost: "12.00", indication: "Asthma"}) { id } }',
-        {"p": patient, "d": doctor},
-    )
-    await client.data(
-        "mutation($p: ID!, $a: ID!) { createBill(input: {patientId: $p, appointmentId: $a, "
-        'disease: "Asthma", totalCost: "80.00"}) { id } }',
-        {"p": patient, "a": appointment},
-    )
-    tokens: dict[Caller, str | None] = {
-        PATIENT: await issue_token(services, PATIENT, patient_id=ObjectId(patient)),
-        DOCTOR: await issue_token(services, DOCTOR, doctor_id=ObjectId(doctor)),
-        PHARMACIST: await issue_token(services, PHARMACIST),
-        ANALYST: await issue_token(services, ANALYST),
-        ADMIN: await issue_token(services, ADMIN),
-        ADMIN_BEFORE_MFA: await issue_token(services, ADMIN, mfa=False),
-        ANONYMOUS: None,
-    }
-    return World(app, services, client, patient, doctor, appointment, tokens)
+async def callers(
+    app: Starlette, services: Services, client: GraphQLClient, world: World
+) -> Callers:
+    # The roles' tokens, and the two session states the policy treats apart.
+    tokens: dict[Caller, str | None] = {role: token for role, token in world.tokens.items()}
+    tokens[ADMIN_BEFORE_MFA] = await issue_token(services, ADMIN, mfa=False)
+    tokens[ANONYMOUS] = None
+    return Callers(app, services, client, world, tokens)
 
 
 # What each document is run with, per caller: (access token, variables). Records are the
@@ -688,7 +676,7 @@ async def world(app, services, client) -> World:
 # run gets a throwaway record (a fresh booking to cancel, reschedule or complete) or a
 # throwaway account (for logout, password and MFA changes, which end its sessions), so
 # the runs stay independent and prove the mutation works for that role end to end.
-Setup = Callable[[World, Caller], Awaitable[tuple[str | None, dict[str, Any]]]]
+Setup = Callable[[Callers, Caller], Awaitable[tuple[str | None, dict[str, Any]]]]
 SETUPS: dict[str, Setup] = {}
 
 
@@ -709,9 +697,9 @@ def _password() -> str:
     return f"violet-{secrets.token_hex(8)}-harbour"
 
 
-def reads(variables: Callable[[World], dict[str, Any]]) -> Setup:
-    async def read(world: World, caller: Caller):
-        return world.tokens[caller], variables(world)
+def reads(variables: Callable[[Callers], dict[str, Any]]) -> Setup:
+    async def read(callers: Callers, caller: Caller):
+        return callers.tokens[caller], variables(callers)
 
     return read
 
@@ -746,38 +734,42 @@ for _name, _variables in {
 
 
 @setup("BookAppointment")
-async def _book(world: World, caller: Caller):
-    booking = {"patientId": world.patient, "doctorId": world.doctor, "start": world.next_slot()}
-    return world.tokens[caller], {"input": {**booking, "reason": "Follow-up"}}
+async def _book(callers: Callers, caller: Caller):
+    booking = {
+        "patientId": callers.patient,
+        "doctorId": callers.doctor,
+        "start": callers.next_slot(),
+    }
+    return callers.tokens[caller], {"input": {**booking, "reason": "Follow-up"}}
 
 
 @setup("CancelAppointment")
-async def _cancel(world: World, caller: Caller):
-    return world.tokens[caller], {"id": await world.book(), "reason": "Feeling better"}
+async def _cancel(callers: Callers, caller: Caller):
+    return callers.tokens[caller], {"id": await callers.book(), "reason": "Feeling better"}
 
 
 @setup("RescheduleAppointment")
-async def _reschedule(world: World, caller: Caller):
-    return world.tokens[caller], {"id": await world.book(), "start": world.next_slot()}
+async def _reschedule(callers: Callers, caller: Caller):
+    return callers.tokens[caller], {"id": await callers.book(), "start": callers.next_slot()}
 
 
 @setup("CompleteAppointment")
-async def _complete(world: World, caller: Caller):
+async def _complete(callers: Callers, caller: Caller):
     # Only a visit that has started can be completed, and bookings are in the future:
     # move the throwaway booking into the past.
-    appointment, start = await world.book(), _now() - timedelta(hours=1)
-    await world.services.db["appointments"].update_one(
+    appointment, start = await callers.book(), _now() - timedelta(hours=1)
+    await callers.services.db["appointments"].update_one(
         {"_id": ObjectId(appointment)},
         {"$set": {"start": start, "end": start + timedelta(minutes=30)}},
     )
-    return world.tokens[caller], {"id": appointment, "diagnosis": "Asthma"}
+    return callers.tokens[caller], {"id": appointment, "diagnosis": "Asthma"}
 
 
 @setup("PrescribeMedication")
-async def _prescribe(world: World, caller: Caller):
+async def _prescribe(callers: Callers, caller: Caller):
     prescription = {
-        "patientId": world.patient,
-        "doctorId": world.doctor,
+        "patientId": callers.patient,
+        "doctorId": callers.doctor,
         "drug": "Budesonide",
         "dosage": {"value": 200, "unit": "MCG"},
         "frequency": "TWICE_DAILY",
@@ -785,47 +777,49 @@ async def _prescribe(world: World, caller: Caller):
         "cost": "21.50",
         "indication": "Asthma",
     }
-    return world.tokens[caller], {"input": prescription}
+    return callers.tokens[caller], {"input": prescription}
 
 
-async def _pending_prescription(world: World, *, verified: bool = False) -> str:
+async def _pending_prescription(callers: Callers, *, verified: bool = False) -> str:
     """A fresh prescription awaiting review (or already verified), for one run."""
-    data = await world.admin.data(
+    data = await callers.admin.data(
         "mutation($p: ID!, $d: ID!) { prescribe(input: {patientId: $p, doctorId: $d, "
         'drug: "Montelukast", dosage: {value: 10, unit: MG}, frequency: ONCE_DAILY, '
         'startDate: "2030-01-01", cost: "9.00"}) { ... on Prescription { id } } }',
-        {"p": world.patient, "d": world.doctor},
+        {"p": callers.patient, "d": callers.doctor},
     )
     prescription = data["prescribe"]["id"]
     if verified:
-        await world.services.db["prescriptions"].update_one(
+        await callers.services.db["prescriptions"].update_one(
             {"_id": ObjectId(prescription)}, {"$set": {"verification.status": "VERIFIED"}}
         )
     return prescription
 
 
 @setup("VerifyPrescription")
-async def _verify(world: World, caller: Caller):
-    return world.tokens[caller], {"id": await _pending_prescription(world)}
+async def _verify(callers: Callers, caller: Caller):
+    return callers.tokens[caller], {"id": await _pending_prescription(callers)}
 
 
 @setup("RejectPrescription")
-async def _reject(world: World, caller: Caller):
+async def _reject(callers: Callers, caller: Caller):
     reason = "Duplicate of an active prescription"
-    return world.tokens[caller], {"id": await _pending_prescription(world), "reason": reason}
+    return callers.tokens[caller], {"id": await _pending_prescription(callers), "reason": reason}
 
 
 @setup("DispensePrescription")
-async def _dispense(world: World, caller: Caller):
-    return world.tokens[caller], {"id": await _pending_prescription(world, verified=True)}
+async def _dispense(callers: Callers, caller: Caller):
+    return callers.tokens[caller], {"id": await _pending_prescription(callers, verified=True)}
 
 
 @setup("PrescribeWithOverride")
-async def _prescribe_with_override(world: World, caller: Caller):
+async def _prescribe_with_override(callers: Callers, caller: Caller):
     # Propranolol with the patient's asthma: a critical contraindication, acknowledged.
     draft = {"drug": "Propranolol", "startDate": "2030-01-01"}
-    check = await world.run(
-        "CheckMedicationSafety", world.tokens[DOCTOR], {"patientId": world.patient, "draft": draft}
+    check = await callers.run(
+        "CheckMedicationSafety",
+        callers.tokens[DOCTOR],
+        {"patientId": callers.patient, "draft": draft},
     )
     critical = [
         a["id"]
@@ -834,8 +828,8 @@ async def _prescribe_with_override(world: World, caller: Caller):
     ]
     assert critical, check
     prescription = {
-        "patientId": world.patient,
-        "doctorId": world.doctor,
+        "patientId": callers.patient,
+        "doctorId": callers.doctor,
         "drug": "Propranolol",
         "dosage": {"value": 40, "unit": "MG"},
         "frequency": "TWICE_DAILY",
@@ -847,56 +841,57 @@ async def _prescribe_with_override(world: World, caller: Caller):
         {"alertId": a, "reason": "SPECIALIST_ADVICE", "comment": "Cardiology agreed"}
         for a in critical
     ]
-    return world.tokens[caller], {"input": prescription, "acknowledgements": acknowledgements}
+    return callers.tokens[caller], {"input": prescription, "acknowledgements": acknowledgements}
 
 
 @setup("Login")
-async def _login(world: World, caller: Caller):
+async def _login(callers: Callers, caller: Caller):
     password = _password()
-    user, _ = await world.account(PATIENT, password=password)
+    user, _ = await callers.account(PATIENT, password=password)
     return None, {"email": user["email"], "password": password}
 
 
 @setup("Register")
-async def _register(world: World, caller: Caller):
+async def _register(callers: Callers, caller: Caller):
     person = {"givenName": "Reg", "familyName": "Istered", "birthDate": "1990-05-05"}
     email = f"new-{uuid.uuid4().hex[:8]}@example.org"
     return None, {"input": {"email": email, "password": _password(), **person, "sex": "MALE"}}
 
 
 @setup("VerifyEmail")
-async def _verify_email(world: World, caller: Caller):
-    token, variables = await _register(world, caller)
-    signed_up = await world.run("Register", token, variables)
+async def _verify_email(callers: Callers, caller: Caller):
+    token, variables = await _register(callers, caller)
+    signed_up = await callers.run("Register", token, variables)
     assert signed_up["data"]["register"]["message"], signed_up
     email = variables["input"]["email"]
-    mail = await world.services.db["outbox"].find_one({"to": email, "template": "verify-email"})
+    mail = await callers.services.db["outbox"].find_one({"to": email, "template": "verify-email"})
+    assert mail is not None, email
     return None, {"email": email, "code": mail["data"]["code"]}
 
 
 @setup("RefreshToken")
-async def _refresh(world: World, caller: Caller):
-    user, token = await world.account(caller)
-    return token, {"refreshToken": await world.refresh_token(user, caller)}
+async def _refresh(callers: Callers, caller: Caller):
+    user, token = await callers.account(caller)
+    return token, {"refreshToken": await callers.refresh_token(user, caller)}
 
 
 @setup("ChangePassword")
-async def _change_password(world: World, caller: Caller):
+async def _change_password(callers: Callers, caller: Caller):
     password = _password()
-    _, token = await world.account(caller, password=password)
+    _, token = await callers.account(caller, password=password)
     return token, {"currentPassword": password, "newPassword": _password()}
 
 
 @setup("EnrollMfa", "Logout")
-async def _fresh_account(world: World, caller: Caller):
-    _, token = await world.account(caller)
+async def _fresh_account(callers: Callers, caller: Caller):
+    _, token = await callers.account(caller)
     return token, {}
 
 
 @setup("ConfirmMfa")
-async def _confirm_mfa(world: World, caller: Caller):
-    _, token = await world.account(caller)
-    enrolled = await world.run("EnrollMfa", token, {})
+async def _confirm_mfa(callers: Callers, caller: Caller):
+    _, token = await callers.account(caller)
+    enrolled = await callers.run("EnrollMfa", token, {})
     secret = enrolled["data"]["enrollMfa"]["secret"]
     return token, {"code": pyotp.TOTP(secret).now()}
 
@@ -910,15 +905,15 @@ def _error_path(error: dict) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
-async def test_each_document_by_id_for_each_role_it_is_meant_for(world, name):
+async def test_each_document_by_id_for_each_role_it_is_meant_for(callers, name):
     """The static verdict, over HTTP: callers who run it fully get no error at all and
     every root field; partial callers get exactly the predicted refusals."""
     document = FILES[name].document
     failures = []
     for caller in sorted(MEANT_FOR[name], key=_order):
         verdict = analyse(document, caller)
-        token, variables = await SETUPS[name](world, caller)
-        body = await world.run(name, token, variables)
+        token, variables = await SETUPS[name](callers, caller)
+        body = await callers.run(name, token, variables)
         code = "UNAUTHENTICATED" if caller is ANONYMOUS else "FORBIDDEN"
         got = {_error_path(e): e.get("extensions", {}).get("code") for e in body.get("errors", [])}
         expected = dict.fromkeys(verdict.refused, code)

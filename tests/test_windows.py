@@ -40,7 +40,7 @@ def _store(rows: list[dict[str, Any]], ascending: bool, queries: list[dict[str, 
 async def test_windowed_pages_equal_the_sorted_rows(ascending: bool, seed: int):
     rng = random.Random(seed)
     # Clustered keys with many ties (prescriptions start at midnight).
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"_id": i, "start": BASE + timedelta(days=rng.choice([0, 0, 1, 5, 40, 41, 300]))}
         for i in range(rng.randint(0, 120))
     ]
