@@ -132,8 +132,10 @@ async def rotate_master_key(
     ring = encryptor.ring
     if ring.provider == "local":
         target = ring.next_local_generation()
+        plain_client = services.plain_mongo_client
+        assert plain_client is not None, "encryption is on: runtime/phi.py opened it"
         rewrapping = FieldEncryptor.open(
-            services.plain_mongo_client,  # type: ignore[arg-type]
+            plain_client,
             ring,
             f"{encryptor.key_vault.database.name}.{encryptor.key_vault.name}",
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from audit.buffer import AuditBuffer
@@ -129,7 +130,7 @@ class AuditWriter:
         except AuditUnavailable:
             raise
         except Exception as error:
-            if getattr(error, "has_error_label", None) and error.has_error_label(  # type: ignore[attr-defined]
+            if isinstance(error, PyMongoError) and error.has_error_label(
                 "TransientTransactionError"
             ):
                 raise AuditUnavailable(str(error)) from error

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo import AsyncMongoClient
@@ -32,7 +32,7 @@ def _has_label(error: BaseException, label: str) -> bool:
 
 
 async def run_transaction(
-    client: AsyncMongoClient,  # type: ignore[type-arg]
+    client: AsyncMongoClient[Any],
     work: Callable[[AsyncClientSession], Awaitable[T]],
     *,
     budget_s: float | None = None,

@@ -101,7 +101,7 @@ class _GatedCheckout:
         self.taken = []
 
 
-class GatedMongoClient(AsyncMongoClient):  # type: ignore[type-arg]
+class GatedMongoClient(AsyncMongoClient[dict[str, Any]]):
     """AsyncMongoClient whose every connection checkout passes the MongoGate.
 
     `_checkout` (writes, commands, getMore) and `_conn_from_server` (reads) are where

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from app import create_app
 from auth.roles import Role
@@ -48,10 +49,10 @@ async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict]]]:
         await server.wait_closed()
 
 
-def app_with(mongo_uri: str, tmp_path, **ops: object):
+def app_with(mongo_uri: str, tmp_path, **ops: Any):  # OpsSettings' own fields
     settings = settings_for_test(mongo_uri, tmp_path)
     settings = settings.with_overrides(
-        ops=OpsSettings(backup_key=KEY, backup_dir=tmp_path / "backups", **ops)  # type: ignore[arg-type]
+        ops=OpsSettings(backup_key=KEY, backup_dir=tmp_path / "backups", **ops)
     )
     return create_app(settings), settings
 

@@ -25,12 +25,12 @@ from starlette.types import Message, Receive, Scope, Send
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from auth.authenticate import authenticate
+from datasources.redis.apq_store import ApqStore
 from datasources.scope import AccessScope
 from datasources.users import UserStore
 from errors import HttpError
 from observability import metrics
 from observability.logs import with_request_id
-from persisted.apq_store import ApqStore
 from persisted.manifest import manifest_for
 from persisted.protocol import OperationRequest, PersistedQueries, Resolution
 from runtime.dependencies import DependencyDown

@@ -24,15 +24,12 @@ from strawberry.types import ExecutionResult
 
 from audit.request import open_audit, phi_channel
 from auth.roles import Principal
-from auth.sessions import SessionService
-from auth.throttle import LoginThrottle
 from context import Context
 from datasources.audit_log import AuditUnavailable
 from datasources.emergency import EmergencyGrantStore
 from datasources.integrity_alarms import IntegrityAlarmStore
 from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
 from datasources.scope import AccessScope
-from datasources.users import RefreshTokenStore, UserStore
 from errors import HttpError, format_error
 from observability import metrics
 from persisted.protocol import OperationRequest, Resolution
@@ -94,28 +91,15 @@ class CareGraphView(GraphQL[Context, None]):
         services, admitted = self._services(), Admitted.of(request)
         principal = admitted.principal
         scope = AccessScope(principal, services.db)
-        users = UserStore(services.db, AccessScope.system())
         context = Context(
             request=request,
             response=response,
             settings=self.settings,
             sources=services.data_sources(scope),
-            redis=services.redis,
-            sessions=SessionService(
-                users=users,
-                refresh_tokens=RefreshTokenStore(services.db),
-                tokens=services.tokens,
-                throttle=LoginThrottle(
-                    services.redis,
-                    per_account=self.settings.login_failures_per_account,
-                    per_ip=self.settings.login_failures_per_ip,
-                    fallback=services.throttle_fallback,
-                ),
-                settings=self.settings,
-            ),
+            accounts=services.accounts(),
+            directory=services.directory(),
             principal=principal,
             auth_error=admitted.auth_error,
-            system_sources=services.data_sources(),
             reports=services.reports,
             report_cache=services.report_cache,
             integrity_alarms=IntegrityAlarmStore(services.db),

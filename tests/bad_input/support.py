@@ -256,13 +256,14 @@ async def discover_ids(client: GraphQLClient) -> Ids:
 # --- Assertions ---------------------------------------------------------------------------
 
 
-async def stored_state(services: Services) -> dict[str, list]:
+async def stored_state(services: Services) -> dict[str, list[object]]:
     """Every document of every collection, and every bill row."""
-    state = {
+    state: dict[str, list[object]] = {}
+    for name in sorted(await services.db.list_collection_names()):
+        documents: list[dict[str, Any]] = await services.db[name].find({}).to_list()
         # Sorted here: a sort on the embedded server costs more than the whole scan.
-        name: sorted(await services.db[name].find({}).to_list(), key=lambda d: d["_id"])
-        for name in sorted(await services.db.list_collection_names())
-    }
+        documents.sort(key=lambda d: d["_id"])
+        state[name] = list(documents)
     async with services.engine.connect() as connection:
         rows = await connection.execute(sa.text("SELECT * FROM bills ORDER BY id"))
         state["bills"] = [tuple(row) for row in rows]
