@@ -637,7 +637,7 @@ class Callers:
         return user, token
 
     async def refresh_token(self, user, caller: Caller) -> str:
-        """A refresh token recorded the way a sign-in records one (auth/sessions.py)."""
+        """A refresh token recorded the way a sign-in records one (accounts/sessions.py)."""
         family = secrets.token_urlsafe(16)
         issued = self.services.tokens.issue_refresh(
             user_id=str(user["_id"]),
