@@ -13,11 +13,12 @@ from accounts.service import AccountService
 from audit.buffer import AuditBuffer
 from auth.roles import Principal
 from datasources import DataSources
-from datasources.integrity_alarms import IntegrityAlarmStore
+from datasources.audit_trail import AuditTrail
+from datasources.emergency_access import EmergencyAccess
+from datasources.integrity_alarms import AlarmReview
 from datasources.loaders import Loaders
-from datasources.phi_access import PhiStores
-from datasources.redis.report_cache import CacheOutcome, ReportCache
-from datasources.reports import ReportStore
+from datasources.redis.report_cache import CacheOutcome
+from datasources.report_service import Reports
 from settings import Settings
 
 if TYPE_CHECKING:  # persisted/ imports the schema, which imports this module
@@ -34,22 +35,20 @@ class Context:
     # Scoped to `principal`: every read and write sees only what the caller may see.
     sources: DataSources
     # Account management, and the few unscoped facts other flows need: the only ways to
-    # the unscoped stores, which never sit on the context themselves.
+    # the unscoped stores, which never sit on the context themselves. So are the
+    # services below: each is built for `principal` and serves only what it may have.
     accounts: AccountService
     directory: Directory
     principal: Principal | None = None
     # Why a presented token was refused (expired, revoked, ...), for the error message.
     auth_error: str | None = None
-    # Report aggregations and their shared cache (process-wide objects).
-    reports: ReportStore | None = None
-    report_cache: ReportCache | None = None
-    # Which reports this request served from the cache, for the response's extensions.
-    report_outcomes: list[CacheOutcome] = field(default_factory=list)
+    # The reports, at the caller's disclosure level, through the shared cache.
+    reports: Reports | None = None
     # The prepared trusted document this request runs, if any (persisted/): its AST
     # was parsed and validated once, at start.
     trusted_document: TrustedDocument | None = None
     # Data-integrity alarms, for the ADMIN `integrityAlarms` query.
-    integrity_alarms: IntegrityAlarmStore | None = None
+    integrity_alarms: AlarmReview | None = None
     # Medication safety: the knowledge base (process-wide) and the checks, scoped to
     # `principal` like `sources`.
     knowledge: KnowledgeBase | None = None
@@ -57,13 +56,19 @@ class Context:
     # PHI reads and denied attempts of this request, written as audit records once,
     # before the response leaves (audit/buffer.py; None with auditing off).
     audit: AuditBuffer | None = None
-    # The audit log and break-glass grants, for the resolvers that read them.
-    phi: PhiStores | None = None
+    # Reading the audit log, and break-glass access (None with the PHI safeguards off).
+    audit_trail: AuditTrail | None = None
+    emergency: EmergencyAccess | None = None
     # Created per request: a loader's cache must never outlive the caller it served.
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.sources)
+
+    @property
+    def report_outcomes(self) -> list[CacheOutcome]:
+        """Which reports this request served from the cache, for the response's extensions."""
+        return self.reports.outcomes if self.reports is not None else []
 
     @property
     def client_ip(self) -> str:

@@ -66,6 +66,10 @@ class EmergencyGrantStore:
         )
         return {grant["patientId"]: grant["_id"] async for grant in cursor}
 
+    async def get(self, *, id: ObjectId, doctor_id: ObjectId) -> Document | None:
+        """One grant, if it was given to `doctor_id`."""
+        return await self.collection.find_one({"_id": id, "doctorId": doctor_id})
+
     async def revoke(self, *, id: ObjectId, by: ObjectId) -> Document | None:
         """None when there is no such grant; a grant already ended stays as it was."""
         now = utcnow()

@@ -8,6 +8,9 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from auth.roles import Principal
+from datasources.caller import require_reader
+
 COLLECTION = "integrity_alarms"
 
 
@@ -23,3 +26,15 @@ class IntegrityAlarmStore:
     async def latest(self, *, limit: int) -> list[dict[str, Any]]:
         cursor = self.collection.find().sort([("raisedAt", DESCENDING), ("_id", DESCENDING)])
         return await cursor.limit(limit).to_list()
+
+
+class AlarmReview:
+    """The alarms one caller may read (administrators: Query.integrityAlarms); raising
+    alarms is for the checks (backup/alarms.py), never for a request."""
+
+    def __init__(self, store: IntegrityAlarmStore, principal: Principal | None) -> None:
+        self._store, self._principal = store, principal
+
+    async def latest(self, *, limit: int) -> list[dict[str, Any]]:
+        require_reader(self._principal, "Query", "integrityAlarms")
+        return await self._store.latest(limit=limit)

@@ -23,7 +23,6 @@ from redis.exceptions import RedisError
 from audit.buffer import AuditBuffer
 from audit.records import Action, Entity, Outcome, build_record
 from datasources.audit_log import AuditLog, AuditUnavailable
-from datasources.emergency import EmergencyGrantStore
 from datasources.redis.phi_guard import BulkExportGuard
 
 if TYPE_CHECKING:
@@ -167,10 +166,3 @@ async def finish_request(
     await log.append(records)
     if outcome is Outcome.RATE_LIMITED:
         raise BulkExportRefused()
-
-
-class PhiStores:
-    """What the audit and break-glass resolvers read and write (process-wide objects)."""
-
-    def __init__(self, log: AuditLog, grants: EmergencyGrantStore) -> None:
-        self.audit_log, self.grants = log, grants

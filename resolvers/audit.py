@@ -1,16 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
 
 from audit.records import Action, Outcome
-from auth.roles import Role
+from datasources.audit_trail import AuditTrail, Record
 from datasources.ids import parse_id
 from datasources.pagination import Page, PageRequest, decode_cursor, encode_cursor
-from datasources.phi_access import PhiStores
-from errors import Forbidden
 from resolvers.common import Info, page_request
 from schema import audit as types
 from schema import validation as check
@@ -20,21 +19,22 @@ From = Annotated[datetime | None, strawberry.argument(name="from", description="
 Before = Annotated[datetime | None, strawberry.argument(description="Exclusive end.")]
 
 
-def _phi(info: Info) -> PhiStores:
-    stores = info.context.phi
-    assert stores is not None, "the PHI stores are opened with the app"
-    return stores
+def _trail(info: Info) -> AuditTrail:
+    trail = info.context.audit_trail
+    assert trail is not None, "the audit log is opened with the app"
+    return trail
 
 
 async def _seq_page(
-    info: Info, list_name: str, filter: dict[str, Any], request: PageRequest
-) -> Page[dict[str, Any]]:
+    list_name: str,
+    request: PageRequest,
+    read: Callable[[int | None], Awaitable[list[Record]]],
+) -> Page[Record]:
+    """One page of audit records, newest first; `read(before_seq)` returns `first + 1`."""
     before_seq = None
     if request.after:
         (before_seq,) = decode_cursor(request.after, list_name=list_name, types=(int,))
-    rows = await _phi(info).audit_log.page(
-        filter=filter, first=request.first, before_seq=before_seq
-    )
+    rows = await read(before_seq)
     items = rows[: request.first]
     return Page(
         items=items,
@@ -54,24 +54,27 @@ async def resolve_audit_events(
     after: str | None = None,
 ) -> Connection[types.AuditEvent]:
     check.date_range(starts_from, before, start_field="from", end_field="before")
-    filter: dict[str, Any] = {}
-    if patient_id is not None:
-        filter["patientIds"] = str(parse_id(patient_id, field="patientId"))
-    if actor_id is not None:
-        filter["actor.userId"] = str(parse_id(actor_id, field="actorId"))
-    if starts_from or before:
-        filter["recordedAt"] = {
-            **({"$gte": starts_from} if starts_from else {}),
-            **({"$lt": before} if before else {}),
-        }
-    if action is not None:
-        filter["action"] = action.value
-    page = await _seq_page(info, "auditEvents", filter, page_request(info, first, after))
+    patient = None if patient_id is None else str(parse_id(patient_id, field="patientId"))
+    actor = None if actor_id is None else str(parse_id(actor_id, field="actorId"))
+    trail, request = _trail(info), page_request(info, first, after)
+
+    def read(before_seq: int | None) -> Awaitable[list[Record]]:
+        return trail.events(
+            patient_id=patient,
+            actor_id=actor,
+            starts_from=starts_from,
+            before=before,
+            action=None if action is None else action.value,
+            first=request.first,
+            before_seq=before_seq,
+        )
+
+    page = await _seq_page("auditEvents", request, read)
     return connection(page, types.AuditEvent.from_record)
 
 
 async def resolve_audit_integrity(info: Info) -> types.AuditIntegrity:
-    return types.AuditIntegrity.from_verdict(await _phi(info).audit_log.verify())
+    return types.AuditIntegrity.from_verdict(await _trail(info).verify())
 
 
 def _staff_label(role: str | None) -> str:
@@ -86,13 +89,14 @@ def _staff_label(role: str | None) -> str:
 async def resolve_my_access_log(
     info: Info, first: int | None = None, after: str | None = None
 ) -> Connection[types.AccessLogEntry]:
-    principal = info.context.principal
-    if principal is None or principal.role is not Role.PATIENT or principal.patient_id is None:
-        raise Forbidden("only a patient account has an access log", reason="ROLE")
-    me = str(principal.patient_id)
-    # Someone else's access to my record; my own use of the app is not listed.
-    filter = {"patientIds": me, "actor.userId": {"$ne": str(principal.user_id)}}
-    page = await _seq_page(info, "myAccessLog", filter, page_request(info, first, after))
+    trail = _trail(info)
+    me = str(trail.patient().patient_id)  # refused unless the caller is a patient
+    request = page_request(info, first, after)
+
+    def read(before_seq: int | None) -> Awaitable[list[Record]]:
+        return trail.my_access_log(first=request.first, before_seq=before_seq)
+
+    page = await _seq_page("myAccessLog", request, read)
     # Doctors by name; other staff by role (their accounts have no public name).
     names = await info.context.directory.staff_names(
         user_ids={r["actor"]["userId"] for r in page.items if r["actor"]["userId"]}

@@ -7,16 +7,22 @@ from bson import ObjectId
 
 from audit.records import Action
 from datasources.documents import Document
+from datasources.emergency_access import EmergencyAccess
 from datasources.ids import parse_id
 from datasources.pagination import Page, decode_cursor, encode_cursor
 from datasources.phi_access import Transaction
-from errors import BadUserInput, Conflict, Forbidden, NotFound
-from resolvers.audit import _phi
+from errors import BadUserInput, Conflict, NotFound
 from resolvers.common import Info, page_request
 from schema import emergency as types
 from schema.pagination import Connection, connection
 
 MIN_REASON_CHARACTERS, MIN_REASON_WORDS, MAX_REASON_CHARACTERS = 20, 4, 1000
+
+
+def _emergency(info: Info) -> EmergencyAccess:
+    access = info.context.emergency
+    assert access is not None, "the PHI safeguards are opened with the app"
+    return access
 
 
 def _reason(value: str) -> str:
@@ -39,10 +45,8 @@ def _reason(value: str) -> str:
 async def resolve_request_emergency_access(
     info: Info, patient_id: strawberry.ID, reason: str
 ) -> types.EmergencyAccessGrant:
-    principal = info.context.principal
-    if principal is None or principal.doctor_id is None:
-        raise Forbidden("this account is not linked to a doctor record", reason="NO_DOCTOR_RECORD")
-    doctor_id, user_id = principal.doctor_id, principal.user_id
+    access = _emergency(info)
+    access.requester()  # refused first unless the caller is a doctor with a record
     patient = parse_id(patient_id, field="patientId")
     explanation = _reason(reason)
     if not await info.context.directory.patient_exists(id=patient):
@@ -50,23 +54,17 @@ async def resolve_request_emergency_access(
     scope = info.context.sources.patients.scope
     active = await scope.emergency_grants()
     if patient in active:
-        grants = await _phi(info).grants.page(active=True, first=500, after=None)
-        current = next(g for g in grants if g["_id"] == active[patient])
-        return types.EmergencyAccessGrant.from_document(current)
+        current = await access.own(id=active[patient])
+        if current is not None:  # None only if it was never this doctor's
+            return types.EmergencyAccessGrant.from_document(current)
     if patient in await scope.related_patients():
         raise Conflict("you already treat this patient: no emergency access is needed")
     writer = scope.audit
-    grants_store = _phi(info).grants
     minutes = info.context.settings.emergency_access_minutes
 
     async def work(session: Transaction | None) -> Document:
-        return await grants_store.grant(
-            doctor_id=doctor_id,
-            user_id=user_id,
-            patient_id=patient,
-            reason=explanation,
-            minutes=minutes,
-            session=session,
+        return await access.grant(
+            patient_id=patient, reason=explanation, minutes=minutes, session=session
         )
 
     if writer is None:
@@ -93,9 +91,7 @@ async def resolve_request_emergency_access(
 async def resolve_revoke_emergency_access(
     info: Info, id: strawberry.ID
 ) -> types.EmergencyAccessGrant:
-    principal = info.context.principal
-    assert principal is not None
-    grant = await _phi(info).grants.revoke(id=parse_id(id), by=principal.user_id)
+    grant = await _emergency(info).revoke(id=parse_id(id))
     if grant is None:
         raise NotFound("EmergencyAccessGrant", str(id))
     return types.EmergencyAccessGrant.from_document(grant)
@@ -110,7 +106,7 @@ async def resolve_emergency_access_grants(
         (after_id,) = decode_cursor(
             request.after, list_name="emergencyAccessGrants", types=(ObjectId,)
         )
-    rows = await _phi(info).grants.page(active=active, first=request.first, after=after_id)
+    rows = await _emergency(info).page(active=active, first=request.first, after=after_id)
     items = rows[: request.first]
     page = Page(
         items=items,

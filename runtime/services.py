@@ -23,17 +23,23 @@ from accounts.registration import RegistrationService
 from accounts.service import AccountService
 from accounts.sessions import SessionService
 from auth.fallback_budget import FallbackBudget
+from auth.roles import Principal
 from auth.throttle import ACCOUNT_WINDOW_MS
 from auth.tokens import TokenService, load_signing_key
 from datasources import DataSources
+from datasources.audit_trail import AuditTrail
 from datasources.documents import Document
+from datasources.emergency import EmergencyGrantStore
+from datasources.emergency_access import EmergencyAccess
 from datasources.generation_cache import GenerationCache
+from datasources.integrity_alarms import AlarmReview, IntegrityAlarmStore
 from datasources.mongo import create_client, ensure_indexes
 from datasources.outbox import Outbox
 from datasources.redis.client import create_redis
 from datasources.redis.report_cache import ReportCache
 from datasources.redis.throttle import LoginThrottle, RegistrationThrottle
 from datasources.registrations import PendingRegistrations
+from datasources.report_service import Reports
 from datasources.reports import ReportStore
 from datasources.safety import CheckCounters, SafetyService
 from datasources.scope import AccessScope
@@ -234,6 +240,28 @@ class Services:
     def directory(self) -> Directory:
         """Existence and staff names, read unscoped, for one request (accounts/directory.py)."""
         return Directory(UserStore(self.db, AccessScope.system()), self.data_sources)
+
+    def reports_for(self, principal: Principal | None) -> Reports:
+        """The reports `principal` may run, at their disclosure level (auth/privacy.py)."""
+        return Reports(
+            self.reports,
+            self.report_cache,
+            principal,
+            min_group_size=self.settings.report_min_group_size,
+        )
+
+    def integrity_alarms(self, principal: Principal | None) -> AlarmReview:
+        return AlarmReview(IntegrityAlarmStore(self.db), principal)
+
+    def audit_trail(self, principal: Principal | None) -> AuditTrail | None:
+        """Reads of the audit log for `principal`; None with the PHI safeguards off."""
+        return None if self.audit_log is None else AuditTrail(self.audit_log, principal)
+
+    def emergency_access(self, principal: Principal | None) -> EmergencyAccess | None:
+        """Break-glass access for `principal`; None with the PHI safeguards off."""
+        if self.audit_log is None:
+            return None
+        return EmergencyAccess(EmergencyGrantStore(self.db), principal)
 
     def safety(self, scope: AccessScope | None = None) -> SafetyService:
         """Medication safety checks that read what `scope` allows."""

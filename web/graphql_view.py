@@ -26,9 +26,7 @@ from audit.request import open_audit, phi_channel
 from auth.roles import Principal
 from context import Context
 from datasources.audit_log import AuditUnavailable
-from datasources.emergency import EmergencyGrantStore
-from datasources.integrity_alarms import IntegrityAlarmStore
-from datasources.phi_access import AuditWriter, BulkExportRefused, PhiStores, finish_request
+from datasources.phi_access import AuditWriter, BulkExportRefused, finish_request
 from datasources.scope import AccessScope
 from errors import HttpError, format_error
 from observability import metrics
@@ -100,15 +98,14 @@ class CareGraphView(GraphQL[Context, None]):
             directory=services.directory(),
             principal=principal,
             auth_error=admitted.auth_error,
-            reports=services.reports,
-            report_cache=services.report_cache,
-            integrity_alarms=IntegrityAlarmStore(services.db),
+            reports=services.reports_for(principal),
+            integrity_alarms=services.integrity_alarms(principal),
             knowledge=services.knowledge,
             safety=services.safety(scope),
             trusted_document=admitted.resolution.trusted,
+            audit_trail=services.audit_trail(principal),
+            emergency=services.emergency_access(principal),
         )
-        if services.audit_log is not None:
-            context.phi = PhiStores(services.audit_log, EmergencyGrantStore(services.db))
         if self.settings.audit_enabled and services.audit_log is not None:
             context.audit = open_audit(request, principal)
             context.audit.channel = phi_channel(request, admitted.operation, admitted.resolution)
