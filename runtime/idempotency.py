@@ -4,7 +4,8 @@ A client that lost the answer to a mutation (a timeout, a dropped connection) ca
 tell whether it was saved; retrying it blindly creates a duplicate. With a key:
 
 - the first request claims the key (a unique `_id` in MongoDB, so two concurrent
-  retries cannot both run), runs, and stores its answer (status, body) with the claim;
+  retries cannot both run), runs, and stores its answer (status, body) with the claim
+  (the claims: datasources/idempotency_store.py);
 - a retry with the same key and the same body gets the stored answer back, marked
   `Idempotent-Replayed: true`, and nothing runs again;
 - the same key with a different body is refused (422): keys name one request;
@@ -21,23 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.tokens import InvalidToken, TokenService
+from datasources.idempotency_store import ClaimUnsettled, IdempotencyStore
 
 log = logging.getLogger("caregraph.idempotency")
-COLLECTION = "idempotency_keys"
 HEADER = b"idempotency-key"
-KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
-INDEXES = [IndexModel([("expiresAt", ASCENDING)], name="expiry", expireAfterSeconds=0)]
 
 
 def _refusal(status: int, message: str, code: str, **headers: str) -> JSONResponse:
@@ -46,14 +41,11 @@ def _refusal(status: int, message: str, code: str, **headers: str) -> JSONRespon
 
 
 class IdempotentRequests:
-    def __init__(self, db: AsyncDatabase[Any], tokens: TokenService, *, running_s: float) -> None:
-        self.keys = db[COLLECTION]
+    def __init__(self, claims: IdempotencyStore, tokens: TokenService, *, running_s: float) -> None:
+        self.claims = claims
         self.tokens = tokens
         # A pending claim older than this cannot still be running (the request budget).
         self.running_s = running_s
-
-    async def ensure_indexes(self) -> None:
-        await self.keys.create_indexes(INDEXES)
 
     @staticmethod
     def applies(scope: Scope) -> bool:
@@ -80,18 +72,10 @@ class IdempotentRequests:
         body = await _read_body(receive)
         claim_id = hashlib.sha256(f"{self._subject(scope)}\0{key}".encode()).hexdigest()
         request_hash = hashlib.sha256(body).hexdigest()
-        now = datetime.now(UTC)
-        try:
-            await self.keys.insert_one(
-                {
-                    "_id": claim_id,
-                    "request": request_hash,
-                    "state": "pending",
-                    "createdAt": now,
-                    "expiresAt": now + KEEP_FOR,
-                }
-            )
-        except DuplicateKeyError:
+        claimed = await self.claims.claim(
+            claim_id=claim_id, request_hash=request_hash, now=datetime.now(UTC)
+        )
+        if not claimed:
             response = await self._answer_for_existing(claim_id, request_hash)
             return await response(scope, receive, send)
 
@@ -115,22 +99,19 @@ class IdempotentRequests:
     ) -> None:
         try:
             if status >= 500:
-                await self.keys.delete_one({"_id": claim_id, "state": "pending"})
+                await self.claims.release(claim_id)
                 return
             kept = [
                 [name.decode("latin-1"), value.decode("latin-1")]
                 for name, value in headers
                 if name.lower() in (b"content-type", b"cache-control")
             ]
-            await self.keys.update_one(
-                {"_id": claim_id},
-                {"$set": {"state": "done", "status": status, "headers": kept, "body": body}},
-            )
-        except PyMongoError:
+            await self.claims.complete(claim_id, status=status, headers=kept, body=body)
+        except ClaimUnsettled:
             log.warning("could not settle an idempotency key; a retry will be told so")
 
     async def _answer_for_existing(self, claim_id: str, request_hash: str) -> Response:
-        existing = await self.keys.find_one({"_id": claim_id})
+        existing = await self.claims.find(claim_id)
         if existing is None:  # expired between the insert and now: a rare race
             return _refusal(409, "Retry this request", "CONFLICT", **{"Retry-After": "1"})
         if existing["request"] != request_hash:

@@ -32,6 +32,7 @@ from datasources.documents import Document
 from datasources.emergency import EmergencyGrantStore
 from datasources.emergency_access import EmergencyAccess
 from datasources.generation_cache import GenerationCache
+from datasources.idempotency_store import IdempotencyStore
 from datasources.integrity_alarms import AlarmReview, IntegrityAlarmStore
 from datasources.mongo import create_client, ensure_indexes
 from datasources.outbox import Outbox
@@ -152,8 +153,9 @@ class Services:
         tokens = TokenService(settings, load_signing_key(settings))
         redis_client = create_redis(settings.redis_url)
         dependencies = DependencyStates(dependency_probes(db, engine, redis_client))
-        idempotency = IdempotentRequests(db, tokens, running_s=request_budget_s(settings))
-        await idempotency.ensure_indexes()
+        claims = IdempotencyStore(db)
+        await claims.ensure_indexes()
+        idempotency = IdempotentRequests(claims, tokens, running_s=request_budget_s(settings))
         install_sql_fast_fail(engine, dependencies["sql"])
         event.listen(engine.sync_engine, "before_cursor_execute", metrics.count_sql_statement)
         dependencies.add_listener(metrics.dependency_changed)
