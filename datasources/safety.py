@@ -1,5 +1,5 @@
 """Medication safety over the stores: patient snapshots built in batches, the pure check,
-and its results cached in Redis as finished JSON.
+and its results cached in Redis as finished JSON (datasources/redis/safety_cache.py).
 
 The cache key is (patient, clinical-history version, knowledge base version, draft hash).
 The version is read first and changes atomically with the data (clinical_history.py),
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -19,12 +18,12 @@ from functools import cached_property
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources.clinical_history import UNVERSIONED
 from datasources.documents import Document
+from datasources.redis.safety_cache import SafetyCache
 from datasources.scope import AccessScope
 from datasources.typed_loader import TypedLoader
 from knowledge.protocol import KnowledgeBase
@@ -42,8 +41,6 @@ from safety.model import (
 )
 from safety.serialize import alert_from_json, alert_to_json
 
-log = logging.getLogger(__name__)
-CACHE_TTL_S = 24 * 3600
 _PATIENT_FIELDS = {
     "birthDate": 1,
     "sex": 1,
@@ -172,7 +169,7 @@ class SafetyService:
         self,
         db: AsyncDatabase[Document],
         scope: AccessScope,
-        cache: redis.Redis,
+        cache: SafetyCache,
         kb: KnowledgeBase,
         counters: CheckCounters | None = None,
     ) -> None:
@@ -220,7 +217,7 @@ class SafetyService:
             self._key(patients[r.patient_id], r.draft) if r.patient_id in patients else None
             for r in requests
         ]
-        cached = await self._cache_get([k for k in keys if k])
+        cached = await self.cache.get_many([k for k in keys if k])
         results: list[list[Alert] | None] = []
         misses: list[int] = []
         for index, key in enumerate(keys):
@@ -249,7 +246,7 @@ class SafetyService:
                 key = keys[index]
                 assert key is not None
                 fresh[key] = orjson.dumps([alert_to_json(a) for a in alerts])
-            await self._cache_set(fresh)
+            await self.cache.set_many(fresh)
         return results
 
     @cached_property
@@ -268,25 +265,3 @@ class SafetyService:
 
     async def check_one(self, patient_id: ObjectId, draft: Draft) -> list[Alert] | None:
         return (await self.check_many([CheckRequest(patient_id, draft)]))[0]
-
-    async def _cache_get(self, keys: list[str]) -> dict[str, bytes | str]:
-        # bytes from this client; redis-py's types allow str (decode_responses), and
-        # orjson reads either.
-        if not keys:
-            return {}
-        try:
-            values = await self.cache.mget(keys)
-        except (redis.RedisError, OSError) as error:
-            # A cache that is down costs speed, never a wrong or missing answer.
-            log.warning("safety cache read failed: %s", error)
-            return {}
-        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
-
-    async def _cache_set(self, values: dict[str, bytes]) -> None:
-        try:
-            async with self.cache.pipeline(transaction=False) as pipe:
-                for key, value in values.items():
-                    pipe.set(key, value, ex=CACHE_TTL_S)
-                await pipe.execute()
-        except (redis.RedisError, OSError) as error:
-            log.warning("safety cache write failed: %s", error)

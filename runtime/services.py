@@ -38,6 +38,7 @@ from datasources.mongo import create_client, ensure_indexes
 from datasources.outbox import Outbox
 from datasources.redis.client import create_redis
 from datasources.redis.report_cache import ReportCache
+from datasources.redis.safety_cache import SafetyCache
 from datasources.redis.throttle import LoginThrottle, RegistrationThrottle
 from datasources.registrations import PendingRegistrations
 from datasources.report_service import Reports
@@ -268,7 +269,11 @@ class Services:
     def safety(self, scope: AccessScope | None = None) -> SafetyService:
         """Medication safety checks that read what `scope` allows."""
         return SafetyService(
-            self.db, scope or AccessScope.system(), self.redis, self.knowledge, self.safety_counters
+            self.db,
+            scope or AccessScope.system(),
+            SafetyCache(self.redis),
+            self.knowledge,
+            self.safety_counters,
         )
 
     async def close(self) -> None:
