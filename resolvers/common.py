@@ -6,13 +6,13 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import strawberry
-from aiodataloader import DataLoader
 from bson import ObjectId
 from strawberry.utils.str_converters import to_camel_case
 
 from context import Context
 from datasources.documents import Document, DocumentStore
 from datasources.pagination import Page, PageRequest
+from datasources.typed_loader import TypedLoader
 from errors import BadUserInput, NotFound
 from schema.pagination import Connection, connection
 
@@ -58,7 +58,7 @@ def criteria(**values: Any) -> tuple[tuple[str, Any], ...]:
 
 
 async def load_existing(
-    loader: DataLoader[K, Document | None], key: K, entity: str, public_id: str
+    loader: TypedLoader[K, Document | None], key: K, entity: str, public_id: str
 ) -> Document:
     document = await loader.load(key)
     if document is None:
@@ -103,7 +103,7 @@ async def list_connection(
 
 async def children_connection(
     info: Info,
-    loader: DataLoader[tuple[Any, PageRequest, tuple[tuple[str, Any], ...]], Page[Any]],
+    loader: TypedLoader[tuple[Any, PageRequest, tuple[tuple[str, Any], ...]], Page[Any]],
     store: DocumentStore,
     to_node: Callable[[Any], Any],
     parent: tuple[str, Any],

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aiodataloader import DataLoader
 from bson import ObjectId
 from strawberry.permission import BasePermission
 from strawberry.types.base import StrawberryMaybe, StrawberryObjectDefinition, get_object_definition
@@ -26,6 +25,7 @@ from auth.roles import Principal, Role
 from datasources.documents import Document
 from datasources.ids import parse_id
 from datasources.loaders import Loaders
+from datasources.typed_loader import TypedLoader
 from errors import Forbidden
 from resolvers.common import Info
 
@@ -49,7 +49,7 @@ def own_record(principal: Principal, role: Role) -> ObjectId | None:
     return principal.patient_id if role is Role.PATIENT else principal.doctor_id
 
 
-def record_loader(loaders: Loaders, record: str) -> DataLoader[ObjectId, Document | None]:
+def record_loader(loaders: Loaders, record: str) -> TypedLoader[ObjectId, Document | None]:
     """The request's (row-scoped) loader for a record type a Stored rule names."""
     if record == "Appointment":
         return loaders.appointment_by_id
