@@ -19,7 +19,6 @@ import pytest
 import redis
 from starlette.applications import Starlette
 
-from app import create_app
 from auth.roles import Role
 from runtime.embedded_mongo import EmbeddedMongo
 from runtime.services import Services
@@ -27,10 +26,13 @@ from settings import Settings
 from tests.support import (
     GraphQLClient,
     MongoCommandCounter,
+    Others,
     SqlStatementCounter,
     World,
+    build_others,
     build_world,
     issue_token,
+    running_app,
     settings_for_test,
     signed_in,
 )
@@ -120,11 +122,8 @@ def mongo_counter() -> MongoCommandCounter:
 
 @pytest.fixture
 async def app(settings: Settings, mongo_counter: MongoCommandCounter) -> AsyncIterator[Starlette]:
-    application = create_app(settings, mongo_event_listeners=[mongo_counter])
-    async with application.router.lifespan_context(application):
+    async with running_app(settings, mongo_event_listeners=[mongo_counter]) as application:
         yield application
-        services = application.state.services
-        await services.mongo_client.drop_database(settings.mongodb_database)
 
 
 @pytest.fixture
@@ -168,3 +167,9 @@ async def demo(services: Services) -> dict[str, int]:
 async def world(client: GraphQLClient, services: Services) -> World:
     """One of each record, linked, and a token per role bound to them (tests.support.World)."""
     return await build_world(client, services)
+
+
+@pytest.fixture
+async def others(client: GraphQLClient, services: Services) -> Others:
+    """Another patient and another doctor, with no tie to the world (tests.support.Others)."""
+    return await build_others(client, services)

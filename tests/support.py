@@ -3,14 +3,17 @@ per role, a world of linked records, a live server, and database round-trip coun
 
 conftest.py turns these into fixtures for one test; a module that shares one app among
 its tests (to save seconds per test) builds it with `module_api` in a module-scoped
-fixture, and a variant of it with other settings with `Api.variant`.
+fixture, and a variant of it with other settings with `Api.variant`. A test that needs
+an app on settings of its own starts it with `running_app` (or `running_api`, with an
+administrator's client and counters), and one that needs a real socket (a browser, a
+Node client) with `live_server`.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from pymongo import monitoring
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from app import create_app
 from auth.roles import Role
@@ -166,6 +170,26 @@ def settings_for_test(
     )
 
 
+# --- The app on the test services, and clients signed in to it ----------------------------
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings,
+    *,
+    mongo_event_listeners: list[monitoring.CommandListener] | None = None,
+    drop_database: bool = True,
+) -> AsyncIterator[Starlette]:
+    """The app on `settings`, through its lifespan; its MongoDB database is dropped
+    afterwards unless another app (or fixture) sharing it still needs it."""
+    application = create_app(settings, mongo_event_listeners=mongo_event_listeners)
+    async with application.router.lifespan_context(application):
+        yield application
+        if drop_database:
+            services: Services = application.state.services
+            await services.mongo_client.drop_database(settings.mongodb_database)
+
+
 @asynccontextmanager
 async def serving_on_loopback(asgi_app) -> AsyncIterator[str]:
     """Serve an ASGI app under uvicorn on a free loopback port, in the calling test's
@@ -193,7 +217,31 @@ async def serving_on_loopback(asgi_app) -> AsyncIterator[str]:
         listener.close()
 
 
-# --- The app on the test services, and clients signed in to it ----------------------------
+@dataclass
+class LiveServer:
+    url: str  # http://127.0.0.1:<port>
+    app: Starlette
+
+    @property
+    def services(self) -> Services:
+        return self.app.state.services
+
+
+@asynccontextmanager
+async def live_server(
+    settings: Settings,
+    *,
+    front: Callable[[Starlette], ASGIApp] | None = None,
+    drop_database: bool = True,
+) -> AsyncIterator[LiveServer]:
+    """The app on `settings` under uvicorn on a loopback port (behind `front`, an ASGI
+    middleware such as a request recorder, if given); its database dropped afterwards
+    unless `drop_database` is False."""
+    application = create_app(settings)
+    async with serving_on_loopback(front(application) if front else application) as url:
+        yield LiveServer(url, application)
+        if drop_database:
+            await application.state.services.mongo_client.drop_database(settings.mongodb_database)
 
 
 @asynccontextmanager
@@ -254,16 +302,22 @@ class Api:
     def variant(self, **overrides: Any) -> AbstractAsyncContextManager[Api]:
         """Another app over the same databases and signing key, with other settings; the
         same administrator's token works on it."""
-        return running_api(self.settings.with_overrides(**overrides), token=self.token)
+        return running_api(
+            self.settings.with_overrides(**overrides), token=self.token, drop_database=False
+        )
 
 
 @asynccontextmanager
-async def running_api(settings: Settings, *, token: str | None = None) -> AsyncIterator[Api]:
+async def running_api(
+    settings: Settings, *, token: str | None = None, drop_database: bool = True
+) -> AsyncIterator[Api]:
     """The app on `settings`, through its lifespan, with an administrator's client (a new
-    account unless `token` is given). A 500 comes back as a response to assert on."""
+    account unless `token` is given). A 500 comes back as a response to assert on. The
+    database is dropped afterwards unless `drop_database` is False."""
     mongo = MongoCommandCounter()
-    application = create_app(settings, mongo_event_listeners=[mongo])
-    async with application.router.lifespan_context(application):
+    async with running_app(
+        settings, mongo_event_listeners=[mongo], drop_database=drop_database
+    ) as application:
         services: Services = application.state.services
         sql = SqlStatementCounter()
         sql.attach(services.engine)
@@ -276,10 +330,8 @@ async def running_api(settings: Settings, *, token: str | None = None) -> AsyncI
 async def module_api(mongo_uri: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Api]:
     """An app on a database of its own, for a module's tests to share; the database is
     dropped afterwards."""
-    settings = settings_for_test(mongo_uri, data_dir, **overrides)
-    async with running_api(settings) as api:
+    async with running_api(settings_for_test(mongo_uri, data_dir, **overrides)) as api:
         yield api
-        await api.services.mongo_client.drop_database(settings.mongodb_database)
 
 
 # --- A world of records ---------------------------------------------------------------------
@@ -346,6 +398,31 @@ async def build_world(client: GraphQLClient, services: Services) -> World:
     )["createBill"]["id"]
     tokens = await role_tokens(services, patient=patient, doctor=doctor)
     return World(patient, doctor, appointment, prescription, bill, tokens)
+
+
+@dataclass(frozen=True)
+class Others:
+    """Records with no tie to the world's: another patient, and another doctor (with a
+    token) who has never seen the world's patient, for tests of who may reach what."""
+
+    patient: str
+    doctor: str
+    doctor_token: str
+
+
+async def build_others(client: GraphQLClient, services: Services) -> Others:
+    """Write `Others` through the API, as `client` (an administrator)."""
+    from tests.factories import create_doctor, create_patient
+
+    patient = await create_patient(client, givenName="Olive", familyName="Other")
+    doctor = await create_doctor(client, givenName="Otto", familyName="Other")
+    token = await issue_token(services, Role.DOCTOR, doctor_id=ObjectId(doctor["id"]))
+    return Others(patient["id"], doctor["id"], token)
+
+
+async def audit_records(services: Services) -> list[dict]:
+    """The audit log, oldest first."""
+    return await services.db["audit_log"].find({}).sort("seq", 1).to_list()
 
 
 async def role_tokens(services: Services, *, patient: str, doctor: str) -> dict[Role, str]:

@@ -23,24 +23,22 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import parse_qs
 
 import httpx
-import pymongo
 import pytest
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
-from app import create_app
 from auth.roles import Role
 from demo.generator import load_demo_data
 from settings import Settings
 from tests.conftest import DEMO_ANCHOR
-from tests.support import issue_token, serving_on_loopback
+from tests.support import LiveServer, issue_token, live_server, running_app
 
 APOLLO_DIR = Path(__file__).parent / "apollo"
 SCRIPT = APOLLO_DIR / "fetch.mjs"
@@ -125,9 +123,9 @@ class RecordGraphQL:
     """ASGI middleware: records each /graphql request's method, query text and APQ hash
     (from the JSON body or the GET parameters), then passes it on unchanged."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, received: list[Received]) -> None:
         self.app = app
-        self.received: list[Received] = []
+        self.received = received
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/graphql":
@@ -179,36 +177,27 @@ class RecordGraphQL:
         ]
 
 
-@dataclass
-class LiveServer:
-    url: str
-    app: Starlette
-    recorder: RecordGraphQL
-
-
-@asynccontextmanager
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The app under uvicorn on a loopback port, behind the recorder."""
-    application = create_app(settings)
-    recorder = RecordGraphQL(application)
-    async with serving_on_loopback(recorder) as base_url:
-        yield LiveServer(url=f"{base_url}/graphql", app=application, recorder=recorder)
+def recorded_server(
+    settings: Settings, received: list[Received]
+) -> AbstractAsyncContextManager[LiveServer]:
+    """The app live behind the recorder, noting each request in `received`; the database
+    is `database()`'s to drop."""
+    return live_server(
+        settings, front=lambda app: RecordGraphQL(app, received), drop_database=False
+    )
 
 
 @asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[None]:
     """Demo data (the small set) in this test's databases, dropped afterwards."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with running_app(settings) as application:
         services = application.state.services
         await load_demo_data(services, seed=7, size="small", anchor=DEMO_ANCHOR, progress=False)
-        try:
-            yield
-        finally:
-            # Not what is under test, and an embedded server on a busy machine can take
-            # longer than the per-operation timeout (10 s) to drop a database.
-            with pymongo.timeout(60):
-                await services.mongo_client.drop_database(settings.mongodb_database)
+        yield
+
+
+def graphql_url(server: LiveServer) -> str:
+    return f"{server.url}/graphql"
 
 
 def unique_query() -> str:
@@ -227,7 +216,7 @@ async def run_apollo(node: str, server: LiveServer, token: str, query: str, *, g
         node,
         str(SCRIPT),
         "--url",
-        server.url,
+        graphql_url(server),
         "--query",
         query,
         "--variables",
@@ -254,7 +243,9 @@ async def run_apollo(node: str, server: LiveServer, token: str, query: str, *, g
 async def plain_answer(server: LiveServer, token: str, query: str) -> dict:
     """What the same query answers sent the ordinary way (no APQ), for comparison."""
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
-        response = await http.post(server.url, json={"query": query, "variables": VARIABLES})
+        response = await http.post(
+            graphql_url(server), json={"query": query, "variables": VARIABLES}
+        )
     body = response.json()
     assert response.status_code == 200 and "errors" not in body, body
     return body["data"]
@@ -298,12 +289,13 @@ def assert_registered_once_then_hash_only(received: list[Received], *, get: bool
 @pytest.mark.parametrize("get", [False, True], ids=["POST", "useGETForHashedQueries"])
 async def test_apollo_client_sends_the_full_query_once_then_the_hash_alone(node, settings, get):
     query = unique_query()
-    async with database(settings), live_server(settings) as server:
-        token = await issue_token(server.app.state.services, Role.DOCTOR)
+    log: list[Received] = []
+    async with database(settings), recorded_server(settings, log) as server:
+        token = await issue_token(server.services, Role.DOCTOR)
         first_run = await run_apollo(node, server, token, query, get=get)
         # A new process, a new client with an empty cache: only the server knows the hash.
         second_run = await run_apollo(node, server, token, query, get=get)
-        received = list(server.recorder.received)
+        received = list(log)  # before the plain request below, which is recorded too
         expected = await plain_answer(server, token, query)
 
     assert expected["me"]["role"] == "DOCTOR" and len(expected["doctors"]["nodes"]) == 3
@@ -321,15 +313,17 @@ async def test_a_query_registered_through_one_instance_is_found_by_another(
     """Two app instances on the same real Redis: the hash is all the second one needs."""
     settings = settings.with_overrides(redis_url=redis_url)
     query = unique_query()
+    one_log: list[Received] = []
+    other_log: list[Received] = []
     async with (
         database(settings),
-        live_server(settings) as one,
-        live_server(settings) as other,
+        recorded_server(settings, one_log) as one,
+        recorded_server(settings, other_log) as other,
     ):
-        token = await issue_token(one.app.state.services, Role.DOCTOR)
+        token = await issue_token(one.services, Role.DOCTOR)
         through_one = await run_apollo(node, one, token, query, get=False)
         through_other = await run_apollo(node, other, token, query, get=False)
-        by_one, by_other = list(one.recorder.received), list(other.recorder.received)
+        by_one, by_other = list(one_log), list(other_log)
         expected = await plain_answer(other, token, query)
 
     for data in through_one["results"] + through_other["results"]:

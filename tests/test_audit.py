@@ -14,18 +14,13 @@ from audit.records import Action, Actor, Channel, Entity, Outcome, build_record
 from auth.roles import Role
 from datasources.audit_log import AuditLog
 from tests.conftest import http_client
-from tests.phi_support import audit_records, build_world
+from tests.support import audit_records
 
 CONTACT_QUERY = """query PatientContact($id: ID!) {
   patient(id: $id) { name contact { phone address { city } } } }"""
 ACCESS_LOG = """{ myAccessLog(first: 20) { nodes {
   action outcome staffName staffRole emergency resourceTypes fields } } }"""
 INTEGRITY = "{ auditIntegrity { ok checkedRecords firstBadSeq problem } }"
-
-
-@pytest.fixture
-async def world(client, services):
-    return await build_world(client, services)
 
 
 async def _as(app, token, query, variables=None):
@@ -37,8 +32,8 @@ async def test_treating_doctor_reading_contact_details_is_audited_and_the_patien
     app, services, world
 ):
     before = len(await audit_records(services))
-    body = await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient["id"]})
-    assert body["data"]["patient"]["contact"]["phone"] == "+44 20 7946 0958"
+    body = await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient})
+    assert body["data"]["patient"]["contact"]["phone"] == "+1 555 000 1111"
     records = (await audit_records(services))[before:]
     assert len(records) == 1, "one request, one record"
     record = records[0]
@@ -49,18 +44,18 @@ async def test_treating_doctor_reading_contact_details_is_audited_and_the_patien
     [entity] = record["entities"]
     assert entity == {
         "resourceType": "Patient",
-        "recordId": world.patient["id"],
-        "patientId": world.patient["id"],
+        "recordId": world.patient,
+        "patientId": world.patient,
         "fields": ["contact", "contact.address", "contact.address.city", "contact.phone", "name"],
     }
-    assert "+44" not in str(record), "values are never recorded"
+    assert "+1 555" not in str(record), "values are never recorded"
 
     log = await _as(app, world.tokens[Role.PATIENT], ACCESS_LOG)
     entries = log["data"]["myAccessLog"]["nodes"]
     assert {
         "action": "READ",
         "outcome": "SUCCESS",
-        "staffName": "Gregory House",
+        "staffName": "Doc World",
         "staffRole": "DOCTOR",
         "emergency": False,
         "resourceTypes": ["Patient"],
@@ -70,14 +65,16 @@ async def test_treating_doctor_reading_contact_details_is_audited_and_the_patien
     assert all(e["staffRole"] != "PATIENT" for e in entries)
 
 
-async def test_a_patient_never_sees_other_patients_in_their_access_log(app, services, world):
+async def test_a_patient_never_sees_other_patients_in_their_access_log(
+    app, services, world, others
+):
     both = """{ patients(first: 10) { nodes { name } } }"""
     await _as(app, world.tokens[Role.ADMIN], both)
     log = await _as(app, world.tokens[Role.PATIENT], ACCESS_LOG)
     for entry in log["data"]["myAccessLog"]["nodes"]:
-        assert "Grace" not in str(entry)
+        assert "Olive" not in str(entry)
     last = (await audit_records(services))[-1]
-    assert set(last["patientIds"]) == {world.patient["id"], world.other_patient["id"]}
+    assert set(last["patientIds"]) == {world.patient, others.patient}
 
 
 async def test_a_request_reading_no_phi_writes_nothing(app, services, world):
@@ -92,16 +89,16 @@ async def test_a_request_reading_no_phi_writes_nothing(app, services, world):
     assert len(await audit_records(services)) == before
 
 
-async def test_denied_attempts_are_audited(app, services, world):
+async def test_denied_attempts_are_audited(app, services, world, others):
     before = len(await audit_records(services))
     # Out of the other doctor's scope: NOT_FOUND, exactly like a record that does not exist.
-    body = await _as(app, world.other_doctor_token, CONTACT_QUERY, {"id": world.patient["id"]})
+    body = await _as(app, others.doctor_token, CONTACT_QUERY, {"id": world.patient})
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     # Pharmacists see no contact details: FORBIDDEN for that field.
-    body = await _as(app, world.tokens[Role.PHARMACIST], CONTACT_QUERY, {"id": world.patient["id"]})
+    body = await _as(app, world.tokens[Role.PHARMACIST], CONTACT_QUERY, {"id": world.patient})
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     # Analysts may not look patients up at all.
-    body = await _as(app, world.tokens[Role.ANALYST], CONTACT_QUERY, {"id": world.patient["id"]})
+    body = await _as(app, world.tokens[Role.ANALYST], CONTACT_QUERY, {"id": world.patient})
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     records = (await audit_records(services))[before:]
     outcomes = [(r["actor"]["role"], r["action"], r["outcome"]) for r in records]
@@ -110,7 +107,7 @@ async def test_denied_attempts_are_audited(app, services, world):
     assert ("PHARMACIST", "READ", "SUCCESS") in outcomes  # the name was delivered
     assert ("ANALYST", "READ", "FORBIDDEN") in outcomes
     not_found = next(r for r in records if r["outcome"] == "NOT_FOUND")
-    assert not_found["entities"][0]["recordId"] == world.patient["id"]
+    assert not_found["entities"][0]["recordId"] == world.patient
     assert not_found["entities"][0]["patientId"] is None  # nothing learned, nothing leaked
     forbidden = next(
         r for r in records if r["actor"]["role"] == "PHARMACIST" and r["outcome"] == "FORBIDDEN"
@@ -125,7 +122,7 @@ async def test_writes_are_audited_with_the_fields_they_changed(app, services, wo
         world.tokens[Role.PATIENT],
         """mutation($id: ID!) {
              updatePatient(id: $id, input: {contact: {phone: "+44 20 7946 0000"}}) { id } }""",
-        {"id": world.patient["id"]},
+        {"id": world.patient},
     )
     assert "errors" not in body, body
     [write] = (await audit_records(services))[before:]
@@ -140,7 +137,7 @@ async def test_audit_failure_withholds_phi_and_commits_no_write(app, services, w
     monkeypatch.setattr(AuditLog, "_append_once", broken)
     async with http_client(app, world.tokens[Role.DOCTOR]) as doctor:
         response = await doctor.http.post(
-            "/graphql", json={"query": CONTACT_QUERY, "variables": {"id": world.patient["id"]}}
+            "/graphql", json={"query": CONTACT_QUERY, "variables": {"id": world.patient}}
         )
         assert response.status_code == 503
         body = response.json()
@@ -155,11 +152,11 @@ async def test_audit_failure_withholds_phi_and_commits_no_write(app, services, w
             json={
                 "query": """mutation($id: ID!) {
                   updatePatient(id: $id, input: {contact: {phone: "+1 555 0100"}}) { id } }""",
-                "variables": {"id": world.patient["id"]},
+                "variables": {"id": world.patient},
             },
         )
     assert response.status_code in (200, 503)
-    stored = await services.db["patients"].find_one({"_id": ObjectId(world.patient["id"])})
+    stored = await services.db["patients"].find_one({"_id": ObjectId(world.patient)})
     assert "+1 555 0100" not in str(stored), "the change committed without its audit record"
 
 
@@ -188,7 +185,7 @@ async def test_concurrent_writers_in_several_processes_keep_the_chain_gapless(se
 @pytest.mark.parametrize("tamper", ["edit", "delete", "insert", "reorder"])
 async def test_audit_integrity_names_the_record_tampered_with(app, services, world, tamper):
     for _ in range(3):
-        await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient["id"]})
+        await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient})
     ok = await _as(app, world.tokens[Role.ADMIN], INTEGRITY)
     assert ok["data"]["auditIntegrity"]["ok"] is True
     records = await audit_records(services)
@@ -221,13 +218,13 @@ async def test_audit_integrity_names_the_record_tampered_with(app, services, wor
 
 
 async def test_audit_events_filter_and_page_for_admins(app, services, world):
-    await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient["id"]})
-    await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient["id"]})
+    await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient})
+    await _as(app, world.tokens[Role.DOCTOR], CONTACT_QUERY, {"id": world.patient})
     query = """query($p: ID, $after: String) {
       auditEvents(patientId: $p, action: READ, first: 1, after: $after) {
         pageInfo { hasNextPage endCursor }
         nodes { seq actorRole action outcome operationName entities { patientId fields } } } }"""
-    first = await _as(app, world.tokens[Role.ADMIN], query, {"p": world.patient["id"]})
+    first = await _as(app, world.tokens[Role.ADMIN], query, {"p": world.patient})
     assert "errors" not in first, first
     page = first["data"]["auditEvents"]
     assert page["pageInfo"]["hasNextPage"] is True
@@ -237,11 +234,11 @@ async def test_audit_events_filter_and_page_for_admins(app, services, world):
         app,
         world.tokens[Role.ADMIN],
         query,
-        {"p": world.patient["id"], "after": page["pageInfo"]["endCursor"]},
+        {"p": world.patient, "after": page["pageInfo"]["endCursor"]},
     )
     assert second["data"]["auditEvents"]["nodes"][0]["seq"] < newest["seq"]
     # Not for anyone else.
-    denied = await _as(app, world.tokens[Role.DOCTOR], query, {"p": world.patient["id"]})
+    denied = await _as(app, world.tokens[Role.DOCTOR], query, {"p": world.patient})
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -251,11 +248,11 @@ async def test_billing_writes_are_audited_and_roll_back_without_their_record(
     before = len(await audit_records(services))
     update = """mutation($id: ID!, $paid: Boolean!) {
       updateBill(id: $id, input: {paid: $paid}) { id paid } }"""
-    body = await _as(app, world.tokens[Role.ADMIN], update, {"id": world.bill["id"], "paid": True})
+    body = await _as(app, world.tokens[Role.ADMIN], update, {"id": world.bill, "paid": True})
     assert "errors" not in body, body
     writes = [r for r in (await audit_records(services))[before:] if r["action"] == "UPDATE"]
     assert writes and writes[0]["entities"][0]["resourceType"] == "Bill"
-    assert writes[0]["entities"][0]["patientId"] == world.patient["id"]
+    assert writes[0]["entities"][0]["patientId"] == world.patient
 
     async def broken(self, records, session, **_):
         raise AutoReconnect("audit store down")
@@ -263,7 +260,7 @@ async def test_billing_writes_are_audited_and_roll_back_without_their_record(
     monkeypatch.setattr(AuditLog, "_append_once", broken)
     async with http_client(app, world.tokens[Role.ADMIN]) as admin:
         response = await admin.http.post(
-            "/graphql", json={"query": update, "variables": {"id": world.bill["id"], "paid": False}}
+            "/graphql", json={"query": update, "variables": {"id": world.bill, "paid": False}}
         )
     assert response.status_code == 503
     monkeypatch.undo()
@@ -274,6 +271,6 @@ async def test_billing_writes_are_audited_and_roll_back_without_their_record(
         app,
         world.tokens[Role.ADMIN],
         "query($id: ID!) { bill(id: $id) { paid } }",
-        {"id": world.bill["id"]},
+        {"id": world.bill},
     )
     assert check["data"]["bill"]["paid"] is True, "the change committed without its record"

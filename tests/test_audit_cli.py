@@ -11,7 +11,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from auth.roles import Role
 from runtime.phi_commands import run_audit
 from tests.conftest import http_client
-from tests.phi_support import audit_records, build_world
+from tests.support import audit_records, build_world
 
 READ = "query Chart($id: ID!) { patient(id: $id) { name contact { email } } }"
 
@@ -21,7 +21,7 @@ async def test_verify_passes_untouched_and_names_the_record_after_a_one_row_tamp
 ):
     world = await build_world(client, services)
     async with http_client(app, world.tokens[Role.DOCTOR]) as doctor:
-        await doctor.data(READ, {"id": world.patient["id"]})
+        await doctor.data(READ, {"id": world.patient})
     assert await run_audit(argparse.Namespace(audit_command="verify"), settings) == 0
     assert "audit chain intact" in capsys.readouterr().out
 
@@ -37,7 +37,7 @@ async def test_export_writes_valid_fhir_audit_events_for_the_period(
 ):
     world = await build_world(client, services)
     async with http_client(app, world.tokens[Role.DOCTOR]) as doctor:
-        await doctor.data(READ, {"id": world.patient["id"]})
+        await doctor.data(READ, {"id": world.patient})
     output = tmp_path / "audit.ndjson"
     now = datetime.now(UTC)
     args = argparse.Namespace(
@@ -54,8 +54,8 @@ async def test_export_writes_valid_fhir_audit_events_for_the_period(
     assert read
     entities = read[-1].entity
     assert entities and entities[0].what, read[-1]
-    assert entities[0].what.reference == f"Patient/{world.patient['id']}"
-    assert "ada@example.org" not in output.read_text()
+    assert entities[0].what.reference == f"Patient/{world.patient}"
+    assert "pat@example.org" not in output.read_text()
     # A period with nothing in it exports nothing.
     args.start, args.end = "2001-01-01T00:00:00Z", "2001-01-02T00:00:00Z"
     assert await run_audit(args, settings) == 0

@@ -9,8 +9,7 @@ from graphql import GraphQLObjectType, get_named_type
 from auth.policy import FIELDS, PHI_FIELDS, Anyone, field_readers
 from auth.roles import Role
 from tests.conftest import http_client
-from tests.phi_support import build_world
-from tests.support import default_schema
+from tests.support import build_world, default_schema
 
 # How a test reaches an object of each PHI-bearing type, and the roles each step admits.
 PATHS = {
@@ -57,10 +56,10 @@ def test_every_phi_field_is_in_the_policy_and_the_schema():
 async def test_reading_each_phi_field_as_each_role_that_may_is_audited(app, client, services):
     world = await build_world(client, services)
     ids = {
-        "patient": world.patient["id"],
-        "appointment": world.appointment["id"],
-        "prescription": world.prescription["id"],
-        "bill": world.bill["id"],
+        "patient": world.patient,
+        "appointment": world.appointment,
+        "prescription": world.prescription,
+        "bill": world.bill,
     }
     resource = {
         "patient": "Patient",

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from app import create_app
 from auth.roles import Role
 from backup.schedule import archives
 from backup.verify import verify_archive
 from observability import metrics
 from runtime.ops_settings import OpsSettings
 from tests.conftest import http_client
-from tests.support import issue_token, settings_for_test
+from tests.support import issue_token, running_app, settings_for_test
 
 KEY = "ab" * 32
 ALARMS = "{ integrityAlarms { id check message raisedAt } }"
@@ -51,15 +50,15 @@ async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict]]]:
 
 def app_with(mongo_uri: str, tmp_path, **ops: Any):  # OpsSettings' own fields
     settings = settings_for_test(mongo_uri, tmp_path)
-    settings = settings.with_overrides(
-        ops=OpsSettings(backup_key=KEY, backup_dir=tmp_path / "backups", **ops)
+    return running_app(
+        settings.with_overrides(
+            ops=OpsSettings(backup_key=KEY, backup_dir=tmp_path / "backups", **ops)
+        )
     )
-    return create_app(settings), settings
 
 
 async def test_scheduled_backups_are_written_verified_and_pruned(mongo_uri, tmp_path) -> None:
-    app, settings = app_with(mongo_uri, tmp_path, backup_every_s=1, backup_keep=2)
-    async with app.router.lifespan_context(app):
+    async with app_with(mongo_uri, tmp_path, backup_every_s=1, backup_keep=2) as app:
         services = app.state.services
         await services.db["patients"].insert_one({"givenName": "Sched", "familyName": "Uled"})
         folder = tmp_path / "backups"
@@ -75,15 +74,13 @@ async def test_scheduled_backups_are_written_verified_and_pruned(mongo_uri, tmp_
         manifest = verify_archive(kept[0], bytes.fromhex(KEY))
         assert manifest["mongodb"]["collections"]["patients"]["count"] == 1
         assert metrics.BACKUP_LAST_SUCCESS._value.get() > 0
-        await services.mongo_client.drop_database(settings.mongodb_database)
 
 
 async def test_a_backup_that_no_longer_verifies_raises_every_alarm(
     mongo_uri, tmp_path, caplog
 ) -> None:
     async with webhook_receiver() as (url, received):
-        app, settings = app_with(mongo_uri, tmp_path, alarm_webhook_url=url)
-        async with app.router.lifespan_context(app):
+        async with app_with(mongo_uri, tmp_path, alarm_webhook_url=url) as app:
             services = app.state.services
             scheduler = app.state.backup_scheduler
             archive = await scheduler.backup_now()
@@ -109,4 +106,3 @@ async def test_a_backup_that_no_longer_verifies_raises_every_alarm(
             async with http_client(app, doctor) as client:
                 error = await client.error(ALARMS)
             assert error["extensions"]["code"] == "FORBIDDEN"
-            await services.mongo_client.drop_database(settings.mongodb_database)

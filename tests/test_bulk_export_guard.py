@@ -12,8 +12,7 @@ from auth.roles import Role
 from datasources.redis.phi_guard import ALARMS_KEY
 from tests.conftest import http_client
 from tests.factories import book, create_doctor, create_patient, future_slot
-from tests.phi_support import audit_records
-from tests.support import issue_token
+from tests.support import audit_records, issue_token
 
 BUDGET = 3
 PAGE = """query($after: String) { patients(first: 1, after: $after) {

@@ -25,11 +25,10 @@ from typing import Any
 import httpx
 import redis as redis_sync
 
-from app import create_app
 from auth.roles import Role
 from runtime.redis_child import RedisChild
 from tests.conftest import fresh_postgres_database, http_client
-from tests.support import issue_token, settings_for_test
+from tests.support import issue_token, running_app, settings_for_test
 
 CREATE = "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id } }"
 RECOVERY_BOUND_S = 10.0
@@ -57,8 +56,8 @@ async def test_mongodb_killed_under_write_load_recovers_and_loses_nothing(tmp_pa
     settings = settings_for_test(None, tmp_path).with_overrides(
         mongodb_timeout_ms=3_000, mongodb_server_selection_timeout_ms=2_000
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    # No database to drop: the app's own embedded server (mongo_uri None) dies with it.
+    async with running_app(settings, drop_database=False) as app:
         services = app.state.services
         token = await issue_token(services, Role.ADMIN)
         acknowledged: list[str] = []
@@ -133,11 +132,10 @@ async def test_redis_down_and_back(tmp_path, mongo_uri) -> None:
     # A Redis child persisting to an append-only file, stopped and started on one port.
     server = RedisChild(tmp_path / "redis")
     settings = settings_for_test(mongo_uri, tmp_path).with_overrides(redis_url=server.url)
-    app = create_app(settings)
     email = f"victim-{uuid.uuid4().hex[:6]}@test.invalid"
     server.start()
     try:
-        async with app.router.lifespan_context(app), http_client(app) as anonymous:
+        async with running_app(settings) as app, http_client(app) as anonymous:
             services = app.state.services
             token = await issue_token(services, Role.ADMIN)
 
@@ -224,8 +222,7 @@ CREATE_BILL = """mutation($input: CreateBillInput!) { createBill(input: $input) 
 async def test_postgresql_down_and_back(tmp_path, mongo_uri) -> None:
     async with proxied_postgres() as (url, proxy):
         settings = settings_for_test(mongo_uri, tmp_path, database_url=url)
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
+        async with running_app(settings) as app:
             services = app.state.services
             token = await issue_token(services, Role.ADMIN)
             async with http_client(app, token) as client:
@@ -265,9 +262,9 @@ async def test_postgresql_down_and_back(tmp_path, mongo_uri) -> None:
                     await asyncio.sleep(0.1)
                 print(f"\nPostgreSQL back: served again after {time.monotonic() - down_at:.2f} s")
                 assert response.json()["data"]["bills"]["totalCount"] == len(acknowledged)
-            await services.mongo_client.drop_database(settings.mongodb_database)
 
 
+# A server in a process of its own, not the harness's live_server: the test SIGTERMs it.
 SERVE_SCRIPT = """
 import sys, uvicorn
 from app import create_app

@@ -15,16 +15,25 @@ from pymongo import AsyncMongoClient
 from pymongo.encryption_options import AutoEncryptionOpts
 from pymongo.errors import EncryptionError
 
-from app import create_app
 from auth.roles import Role
 from datasources import key_management
 from datasources.encryption import ENCRYPTED_SUBTYPE, key_id_of
 from datasources.kms import key_vault_namespace
 from tests.conftest import http_client
 from tests.factories import book, create_doctor, create_patient, future_slot
-from tests.phi_support import CONTACT
-from tests.support import issue_token
+from tests.support import issue_token, running_app
 
+CONTACT = {
+    "phone": "+44 20 7946 0958",
+    "email": "ada@example.org",
+    "address": {
+        "line1": "12 St James's Square",
+        "line2": "Flat 3",
+        "city": "London",
+        "postalCode": "SW1Y 4JH",
+        "country": "United Kingdom",
+    },
+}
 CHART = """query($id: ID!) { patient(id: $id) { name contact { phone email
   address { line1 line2 city postalCode country } }
   appointments { nodes { reason cancellationReason status } } } }"""
@@ -159,8 +168,8 @@ async def test_everything_reads_back_identically_after_rotation_and_key_replacem
     old_phone = (await raw["patients"].find_one({}))["contact"]["phone"]
 
     # A server started after the rotation (it holds only the new master key).
-    restarted = create_app(settings)
-    async with restarted.router.lifespan_context(restarted):
+    # The `app` fixture, on the same database, drops it.
+    async with running_app(settings, drop_database=False) as restarted:
         fresh = restarted.state.services
         changed = await key_management.replace_data_key(fresh, "contact", delete_old=True)
         assert changed == 3  # the patient's phone, email and address

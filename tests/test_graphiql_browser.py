@@ -12,22 +12,24 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 from strawberry.printer import print_schema
 
-from app import create_app
 from auth.roles import Role
-from runtime.services import Services
-from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY, Settings
-from tests.support import default_schema, issue_token, serving_on_loopback
+from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY
+from tests.support import (
+    LiveServer,
+    default_schema,
+    issue_token,
+    live_server,
+    running_app,
+    signed_in,
+)
 from web.graphiql import render_graphiql
 
 schema = default_schema()
@@ -66,30 +68,11 @@ def _unavailable(message: str) -> None:
 # --- without a browser: what the server sends --------------------------------------
 
 
-class AppClient(httpx.AsyncClient):
-    """An httpx client of an app that also holds the app's services, to make tokens."""
-
-    def __init__(self, services: Services, **options: Any) -> None:
-        super().__init__(base_url="http://test", **options)
-        self.services = services
-
-
-@asynccontextmanager
-async def http(settings: Settings) -> AsyncIterator[AppClient]:
-    """An anonymous client for the app; `client.services` makes tokens."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with AppClient(application.state.services, transport=transport) as client:
-            yield client
-        await application.state.services.mongo_client.drop_database(settings.mongodb_database)
-
-
 async def test_page_schema_and_assets_are_served_with_a_strict_policy(settings):
-    async with http(settings) as client:
-        page = await client.get("/graphql", headers={"accept": "text/html"})
-        sdl = await client.get("/graphiql/schema.graphql")
-        bundle = await client.get("/graphiql/assets/graphiql.min.js")
+    async with running_app(settings) as app, signed_in(app) as visitor:
+        page = await visitor.http.get("/graphql", headers={"accept": "text/html"})
+        sdl = await visitor.http.get("/graphiql/schema.graphql")
+        bundle = await visitor.http.get("/graphiql/assets/graphiql.min.js")
 
     assert page.status_code == 200
     policy = page.headers["content-security-policy"]
@@ -100,10 +83,13 @@ async def test_page_schema_and_assets_are_served_with_a_strict_policy(settings):
 
 
 async def test_graphiql_off_serves_no_page_schema_or_assets(settings):
-    async with http(settings.with_overrides(graphiql=False)) as client:
-        page = await client.get("/graphql", headers={"accept": "text/html"})
-        sdl = await client.get("/graphiql/schema.graphql")
-        bundle = await client.get("/graphiql/assets/graphiql.min.js")
+    async with (
+        running_app(settings.with_overrides(graphiql=False)) as app,
+        signed_in(app) as visitor,
+    ):
+        page = await visitor.http.get("/graphql", headers={"accept": "text/html"})
+        sdl = await visitor.http.get("/graphiql/schema.graphql")
+        bundle = await visitor.http.get("/graphiql/assets/graphiql.min.js")
 
     assert (page.status_code, sdl.status_code, bundle.status_code) == (404, 404, 404)
 
@@ -126,9 +112,9 @@ def assert_refused(response: httpx.Response, status: int, code: str) -> None:
 
 
 async def test_with_introspection_on_the_schema_is_public(settings):
-    async with http(settings) as client:
-        anonymous = await client.get(SCHEMA_URL)
-        page = await client.get("/graphql", headers={"accept": "text/html"})
+    async with running_app(settings) as app, signed_in(app) as visitor:
+        anonymous = await visitor.http.get(SCHEMA_URL)
+        page = await visitor.http.get("/graphql", headers={"accept": "text/html"})
 
     assert anonymous.status_code == 200 and anonymous.text == print_schema(schema) + "\n"
     assert anonymous.headers["cache-control"] == "no-store"
@@ -136,16 +122,19 @@ async def test_with_introspection_on_the_schema_is_public(settings):
 
 
 async def test_with_introspection_off_only_free_form_roles_get_the_schema(settings):
-    async with http(settings.with_overrides(**ANALYSTS_GRAPHIQL)) as client:
-        page = await client.get("/graphql", headers={"accept": "text/html"})
-        anonymous = await client.get(SCHEMA_URL)
-        invalid = await client.get(SCHEMA_URL, headers=bearer("not-a-token"))
-        basic = await client.get(SCHEMA_URL, headers={"authorization": "Basic YTpi"})
-        doctor = await client.get(
-            SCHEMA_URL, headers=bearer(await issue_token(client.services, Role.DOCTOR))
+    async with (
+        running_app(settings.with_overrides(**ANALYSTS_GRAPHIQL)) as app,
+        signed_in(app) as visitor,
+    ):
+        page = await visitor.http.get("/graphql", headers={"accept": "text/html"})
+        anonymous = await visitor.http.get(SCHEMA_URL)
+        invalid = await visitor.http.get(SCHEMA_URL, headers=bearer("not-a-token"))
+        basic = await visitor.http.get(SCHEMA_URL, headers={"authorization": "Basic YTpi"})
+        doctor = await visitor.http.get(
+            SCHEMA_URL, headers=bearer(await issue_token(app.state.services, Role.DOCTOR))
         )
-        analyst = await client.get(
-            SCHEMA_URL, headers=bearer(await issue_token(client.services, Role.ANALYST))
+        analyst = await visitor.http.get(
+            SCHEMA_URL, headers=bearer(await issue_token(app.state.services, Role.ANALYST))
         )
 
     # The page is still served: it reveals nothing but a sign-in form.
@@ -166,12 +155,15 @@ async def test_with_introspection_off_in_open_modes_any_signed_in_caller_gets_th
 ):
     # Any signed-in caller may already send any query here; anonymous callers, who can
     # only sign in, still get no schema.
-    async with http(
-        settings.with_overrides(introspection=False, document_mode=mode, graphiql=True)
-    ) as client:
-        anonymous = await client.get(SCHEMA_URL)
-        doctor = await client.get(
-            SCHEMA_URL, headers=bearer(await issue_token(client.services, Role.DOCTOR))
+    async with (
+        running_app(
+            settings.with_overrides(introspection=False, document_mode=mode, graphiql=True)
+        ) as app,
+        signed_in(app) as visitor,
+    ):
+        anonymous = await visitor.http.get(SCHEMA_URL)
+        doctor = await visitor.http.get(
+            SCHEMA_URL, headers=bearer(await issue_token(app.state.services, Role.DOCTOR))
         )
 
     assert_refused(anonymous, 401, "UNAUTHENTICATED")
@@ -190,21 +182,6 @@ def test_sign_in_form_sends_the_trusted_login_document_by_id_when_there_is_one()
 
 
 # --- in the browser -------------------------------------------------------------------
-
-
-@dataclass
-class LiveServer:
-    url: str
-    app: Starlette
-
-
-@asynccontextmanager
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The app under uvicorn on a loopback port; its test database dropped afterwards."""
-    application = create_app(settings)
-    async with serving_on_loopback(application) as base_url:
-        yield LiveServer(url=base_url, app=application)
-        await application.state.services.mongo_client.drop_database(settings.mongodb_database)
 
 
 @dataclass
@@ -289,7 +266,7 @@ async def test_a_pasted_token_is_sent_with_queries(browser, settings):
     from playwright.async_api import expect
 
     async with live_server(settings) as server:
-        token = await issue_token(server.app.state.services, Role.DOCTOR)
+        token = await issue_token(server.services, Role.DOCTOR)
         async with graphiql_page(browser, server) as (page, watch):
             # GraphiQL has the schema from SDL: its docs list the root types.
             await page.get_by_role("button", name="Show Documentation Explorer").click()
@@ -305,7 +282,7 @@ async def test_a_pasted_token_is_sent_with_queries(browser, settings):
 
 async def test_headers_editor_still_sends_its_headers(browser, settings):
     async with live_server(settings) as server:
-        token = await issue_token(server.app.state.services, Role.PHARMACIST)
+        token = await issue_token(server.services, Role.PHARMACIST)
         async with graphiql_page(browser, server) as (page, watch):
             await page.get_by_role("button", name="Headers").click()
             headers = page.locator(".graphiql-editor-tool .graphiql-editor:visible .CodeMirror")

@@ -183,11 +183,10 @@ def test_the_cli_check_passes_on_the_shipped_files_and_fails_on_a_broken_one(tmp
 
 
 async def test_a_broken_knowledge_file_stops_the_app_start_naming_it(settings, tmp_path):
-    from app import create_app
+    from tests.support import running_app
 
     data = _copy(tmp_path)
     _edit(data / "interactions.json", lambda d: d["interactions"][0].pop("management"))
-    application = create_app(settings.with_overrides(knowledge_dir=data))
     with pytest.raises(KnowledgeError, match=r"interactions\.json: interaction 'onc-01"):
-        async with application.router.lifespan_context(application):
+        async with running_app(settings.with_overrides(knowledge_dir=data)):
             pass

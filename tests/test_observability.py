@@ -170,9 +170,8 @@ async def test_tracing_is_off_by_default_and_spans_come_out_when_on(mongo_uri, t
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from app import create_app
     from runtime.ops_settings import OpsSettings
-    from tests.support import settings_for_test
+    from tests.support import running_api, settings_for_test
 
     exporter = InMemorySpanExporter()
     provider = trace.get_tracer_provider()
@@ -183,13 +182,8 @@ async def test_tracing_is_off_by_default_and_spans_come_out_when_on(mongo_uri, t
     query = "query Find($n: String!) { patients(name: $n) { totalCount } }"
 
     async def one_request(settings) -> None:
-        application = create_app(settings)
-        async with application.router.lifespan_context(application):
-            services = application.state.services
-            token = await issue_token(services, Role.ADMIN)
-            async with http_client(application, token) as client:
-                await client.data(query, {"n": "Secretname"})
-            await services.mongo_client.drop_database(settings.mongodb_database)
+        async with running_api(settings) as api:
+            await api.data(query, {"n": "Secretname"})
 
     settings = settings_for_test(mongo_uri, tmp_path)
     assert settings.ops.tracing is False

@@ -23,7 +23,7 @@ from app import create_app
 from auth.roles import Role
 from persisted.manifest import ManifestError
 from settings import ALLOW_LIST_AUDIT, OPEN, PERSISTED_ONLY
-from tests.support import issue_token
+from tests.support import issue_token, running_app, signed_in
 
 ROOT = Path(__file__).resolve().parent.parent
 ME = "query Me { me { role } }"
@@ -50,23 +50,12 @@ def error_of(response: httpx.Response) -> tuple[int, str, str]:
 
 
 @asynccontextmanager
-async def running(settings, **overrides) -> AsyncIterator:
-    app = create_app(settings.with_overrides(**overrides))
-    async with app.router.lifespan_context(app):
-        yield app
-        await app.state.services.mongo_client.drop_database(settings.mongodb_database)
-
-
-@asynccontextmanager
 async def client_for(app, role: Role | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {}
-    if role is not None:
-        headers["Authorization"] = f"Bearer {await issue_token(app.state.services, role)}"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=headers
-    ) as http:
-        yield http
+    """An HTTP client of `app` as `role` (none: anonymous); these tests read statuses and
+    headers, so they use the raw client."""
+    token = await issue_token(app.state.services, role) if role is not None else None
+    async with signed_in(app, token) as client:
+        yield client.http
 
 
 def get_params(extensions: dict | None = None, **params) -> dict:
@@ -77,7 +66,7 @@ def get_params(extensions: dict | None = None, **params) -> dict:
 
 @pytest.fixture
 async def api(settings):
-    async with running(settings) as app, client_for(app, Role.ANALYST) as http:
+    async with running_app(settings) as app, client_for(app, Role.ANALYST) as http:
         yield http
 
 
@@ -174,7 +163,10 @@ async def test_mutation_over_get_is_405_and_is_not_stored(api):
 
 
 async def test_apq_turned_off_answers_not_supported(settings):
-    async with running(settings, apq_enabled=False) as app, client_for(app, Role.ANALYST) as http:
+    async with (
+        running_app(settings.with_overrides(apq_enabled=False)) as app,
+        client_for(app, Role.ANALYST) as http,
+    ):
         for body in ({"extensions": apq(ME)}, {"query": ME, "extensions": apq(ME)}):
             response = await http.post("/graphql", json=body)
             assert error_of(response) == (
@@ -192,7 +184,7 @@ async def test_apq_turned_off_answers_not_supported(settings):
 
 
 async def test_stored_queries_live_in_redis_with_the_ttl(settings, redis_url):
-    async with running(settings, redis_url=redis_url, apq_ttl_s=123) as app:
+    async with running_app(settings.with_overrides(redis_url=redis_url, apq_ttl_s=123)) as app:
         async with client_for(app, Role.ANALYST) as http:
             query = f"query Fresh{sha256(redis_url)[:8]} {{ me {{ role }} }}"
             await http.post("/graphql", json={"query": query, "extensions": apq(query)})
@@ -206,8 +198,8 @@ async def test_stored_queries_live_in_redis_with_the_ttl(settings, redis_url):
 async def test_servers_sharing_redis_share_registered_queries(settings, redis_url, tmp_path):
     query = f"query Shared{tmp_path.name[-8:].replace('-', '')} {{ me {{ role }} }}"
     async with (
-        running(settings, redis_url=redis_url) as first,
-        running(settings, redis_url=redis_url) as second,
+        running_app(settings.with_overrides(redis_url=redis_url)) as first,
+        running_app(settings.with_overrides(redis_url=redis_url)) as second,
         client_for(first, Role.ANALYST) as first_http,
         client_for(second, Role.ANALYST) as second_http,
     ):
@@ -219,7 +211,10 @@ async def test_servers_sharing_redis_share_registered_queries(settings, redis_ur
 
 async def test_redis_down_degrades_to_sending_the_full_query(settings, unused_tcp_port):
     dead = f"redis://127.0.0.1:{unused_tcp_port}/0"
-    async with running(settings, redis_url=dead) as app, client_for(app, Role.ANALYST) as http:
+    async with (
+        running_app(settings.with_overrides(redis_url=dead)) as app,
+        client_for(app, Role.ANALYST) as http,
+    ):
         response = await http.post("/graphql", json={"extensions": apq(ME)})
         assert error_of(response)[1] == "PERSISTED_QUERY_NOT_FOUND"
         with_query = await http.post("/graphql", json={"query": ME, "extensions": apq(ME)})
@@ -325,7 +320,7 @@ def test_build_manifest_command_writes_the_apollo_format(tmp_path):
 
 async def test_persisted_only_runs_trusted_documents_and_nothing_else(settings):
     async with (
-        running(settings, document_mode=PERSISTED_ONLY) as app,
+        running_app(settings.with_overrides(document_mode=PERSISTED_ONLY)) as app,
         client_for(app, Role.ANALYST) as http,
     ):
         document_id, body = trusted("TopDoctors")
@@ -345,7 +340,10 @@ async def test_persisted_only_runs_trusted_documents_and_nothing_else(settings):
 
 
 async def test_persisted_only_still_lets_anyone_sign_in_with_the_trusted_login(settings):
-    async with running(settings, document_mode=PERSISTED_ONLY) as app, client_for(app) as http:
+    async with (
+        running_app(settings.with_overrides(document_mode=PERSISTED_ONLY)) as app,
+        client_for(app) as http,
+    ):
         document_id, _ = trusted("Login")
         response = await http.post(
             "/graphql",
@@ -360,11 +358,12 @@ async def test_persisted_only_still_lets_anyone_sign_in_with_the_trusted_login(s
 
 
 async def test_free_form_roles_keep_graphiql_on_a_persisted_only_deployment(settings):
-    async with running(
-        settings,
-        document_mode=PERSISTED_ONLY,
-        freeform_roles=frozenset({"ANALYST"}),
-        graphiql=True,
+    async with running_app(
+        settings.with_overrides(
+            document_mode=PERSISTED_ONLY,
+            freeform_roles=frozenset({"ANALYST"}),
+            graphiql=True,
+        )
     ) as app:
         async with client_for(app, Role.ANALYST) as analyst:
             assert (await analyst.post("/graphql", json={"query": ME})).json() == {
@@ -388,7 +387,7 @@ async def test_free_form_roles_keep_graphiql_on_a_persisted_only_deployment(sett
 async def test_allow_list_audit_runs_and_logs_unknown_operations(settings, caplog):
     caplog.set_level(logging.WARNING, logger="caregraph.documents")
     async with (
-        running(settings, document_mode=ALLOW_LIST_AUDIT) as app,
+        running_app(settings.with_overrides(document_mode=ALLOW_LIST_AUDIT)) as app,
         client_for(app, Role.ANALYST) as http,
     ):
         assert (await http.post("/graphql", json={"query": ME})).json()["data"]
@@ -402,7 +401,10 @@ async def test_allow_list_audit_runs_and_logs_unknown_operations(settings, caplo
 
 async def test_open_mode_logs_nothing(settings, caplog):
     caplog.set_level(logging.WARNING, logger="caregraph.documents")
-    async with running(settings, document_mode=OPEN) as app, client_for(app, Role.ANALYST) as http:
+    async with (
+        running_app(settings.with_overrides(document_mode=OPEN)) as app,
+        client_for(app, Role.ANALYST) as http,
+    ):
         assert (await http.post("/graphql", json={"query": ME})).json()["data"]
     assert not [r for r in caplog.records if r.name == "caregraph.documents"]
 
@@ -430,7 +432,7 @@ def test_production_settings_default_to_persisted_only(monkeypatch):
 
 async def test_anonymous_hashed_get_is_publicly_cacheable(settings):
     query = "query Ping { __typename }"
-    async with running(settings) as app, client_for(app) as anonymous:
+    async with running_app(settings) as app, client_for(app) as anonymous:
         await anonymous.post("/graphql", json={"query": query, "extensions": apq(query)})
         response = await anonymous.get("/graphql", params=get_params(apq(query)))
         assert response.json() == {"data": {"__typename": "Query"}}
@@ -457,7 +459,7 @@ async def test_signed_in_hashed_get_is_never_publicly_cacheable(api):
 
 
 async def test_anonymous_get_with_errors_is_not_cached(settings):
-    async with running(settings) as app, client_for(app) as anonymous:
+    async with running_app(settings) as app, client_for(app) as anonymous:
         await anonymous.post("/graphql", json={"query": ME, "extensions": apq(ME)})
         response = await anonymous.get("/graphql", params=get_params(apq(ME)))
         assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

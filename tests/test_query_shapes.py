@@ -46,11 +46,10 @@ from graphql import (
 )
 from pymongo import AsyncMongoClient, monitoring
 
-from app import create_app
 from auth.roles import Role
 from demo.generator import load_demo_data
 from runtime.services import Services
-from tests.support import default_schema, issue_token, settings_for_test
+from tests.support import default_schema, issue_token, running_app, settings_for_test
 
 LISTED_COMMANDS = {"find", "aggregate", "distinct"}
 
@@ -364,8 +363,11 @@ async def recorded(
     # The nested operations ask 20 parents for their pages: more than the default
     # budget for a caller, which has tests of its own.
     settings = settings_for_test(mongo_uri, data_dir).with_overrides(max_cost=10**6)
-    application = create_app(settings, mongo_event_listeners=[recorder])
-    async with application.router.lifespan_context(application):
+    # Not dropped: the embedded server takes about 30 s to drop a database of this size
+    # with its indexes, and the session's server is temporary.
+    async with running_app(
+        settings, mongo_event_listeners=[recorder], drop_database=False
+    ) as application:
         services = application.state.services
         await load_demo_data(
             services, seed=42, size="default", anchor=date(2026, 3, 2), progress=False
@@ -382,8 +384,6 @@ async def recorded(
             )
         finally:
             await explainer.close()
-            # Not dropped: the embedded server takes about 30 s to drop a database of
-            # this size with its indexes, and the session's server is temporary.
 
 
 async def test_the_api_answered_every_operation_without_an_internal_error(recorded: Recorded):

@@ -249,6 +249,8 @@ async def test_get_without_query_is_a_json_400_not_graphiql(api, accept):
 @pytest.mark.parametrize("subprotocol", ["graphql-transport-ws", "graphql-ws", None])
 @pytest.mark.parametrize("signed_in", [True, False], ids=["signed-in", "anonymous"])
 def test_websockets_are_refused(api, subprotocol, signed_in):
+    # Starlette's TestClient (the client that speaks WebSocket) runs the app's lifespan
+    # in a loop of its own, so it gets an app of its own on the module's databases.
     application = create_app(api.settings)
     headers = {"Authorization": f"Bearer {api.token}"} if signed_in else {}
     with TestClient(application) as test_client:
