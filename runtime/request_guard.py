@@ -5,9 +5,10 @@ translation of dependency failures into fast, specific 503 answers.
   (transaction retries included, datasources/transactions.py) shares one deadline.
 - A request that needs a dependency whose circuit is open is refused at once.
 - Errors a request saw from a dependency update its circuit; when the whole answer is
-  lost to them (no data), the response is HTTP 503 with `Retry-After`; when only part
-  of it is (say, billing fields), the rest is served (200) with those errors marked
-  `SERVICE_UNAVAILABLE`, and `Retry-After` is still set.
+  lost to them (no data, or every root field null with an error), the response is HTTP
+  503 with `Retry-After`; when only part of it is (say, billing fields), the rest is
+  served (200) with those errors marked `SERVICE_UNAVAILABLE`, and `Retry-After` is
+  still set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pymongo
 from starlette.types import Scope
 
+from errors import CareGraphError
 from observability import metrics
 from observability.logs import log_access
 from runtime.dependencies import RETRY_AFTER_S, DependencyDown, dependency_of
@@ -89,14 +91,31 @@ def refuse_if_down(services: Services, name: str) -> None:
 def mark_unavailable(services: Services, result: Any, headers: Any) -> bool:
     """Report dependency errors in `result` and set Retry-After; True when the whole
     answer was lost to them (the caller answers 503)."""
-    names = []
+    lost_roots: set[object] = set()
     for error in result.errors or []:
         original = getattr(error, "original_error", None)
-        if original is not None:
-            name = report(services, original)
-            if name is not None:
-                names.append(name)
-    if not names:
+        if original is not None and report(services, original) is not None:
+            lost_roots.add(error.path[0] if error.path and _shown_unavailable(original) else None)
+    if not lost_roots:
         return False
     headers["retry-after"] = str(RETRY_AFTER_S)
-    return result.data is None
+    return whole_answer_lost(result.data, lost_roots)
+
+
+def whole_answer_lost(data: dict[str, object] | None, lost_roots: set[object]) -> bool:
+    """No data, or every root field came back null through a dependency failure
+    (`lost_roots`: the response keys whose errors came from a dependency). A nullable
+    `createPatient` that failed is `{"createPatient": null}`, no answer at all; a root
+    field that is null for another reason (not found, rate limited) is an answer."""
+    if data is None:
+        return True
+    return all(value is None and key in lost_roots for key, value in data.items())
+
+
+def _shown_unavailable(original: BaseException) -> bool:
+    """Whether the client sees this error as SERVICE_UNAVAILABLE (errors.format_error):
+    an error with a code of its own (RATE_LIMITED from a throttle that failed closed
+    because Redis is down, say) is an answer, even when a dependency caused it."""
+    if isinstance(original, CareGraphError):
+        return original.code == "SERVICE_UNAVAILABLE"
+    return True
