@@ -25,6 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from auth.authenticate import authenticate
+from auth.roles import Principal
 from datasources.redis.apq_store import ApqStore
 from datasources.scope import AccessScope
 from datasources.users import UserStore
@@ -106,11 +107,7 @@ class GraphQLEndpoint:
         # Every request reads MongoDB (the caller's account at least): refuse at once
         # while it is known to be down, instead of waiting out server selection.
         refuse_if_down(services, "mongodb")
-        principal, auth_error = await authenticate(
-            request.headers.get("authorization"),
-            tokens=services.tokens,
-            users=UserStore(services.db, AccessScope.system()),
-        )
+        principal, auth_error = await self._sign_in(request, services)
         if _wants_graphiql(request):
             if not self.settings.graphiql:
                 raise HttpError(404, "Not Found")
@@ -125,6 +122,16 @@ class GraphQLEndpoint:
         )
         Admitted(principal, auth_error, operation, resolution).store(request)
         return await self.view.run(_as_plain_graphql(request, operation, resolution))
+
+    async def _sign_in(
+        self, request: Request, services: Services
+    ) -> tuple[Principal | None, str | None]:
+        """Who `Authorization` names, or why its token was refused (None, None: anonymous)."""
+        return await authenticate(
+            request.headers.get("authorization"),
+            tokens=services.tokens,
+            users=UserStore(services.db, AccessScope.system()),
+        )
 
     async def _read_operation(self, request: Request) -> OperationRequest:
         content_type = (request.headers.get("content-type") or "").split(";", 1)[0]
@@ -161,11 +168,7 @@ class GraphQLEndpoint:
         if self.settings.introspection:
             return None
         services = self._services()
-        principal, auth_error = await authenticate(
-            request.headers.get("authorization"),
-            tokens=services.tokens,
-            users=UserStore(services.db, AccessScope.system()),
-        )
+        principal, auth_error = await self._sign_in(request, services)
         if principal is None:
             message = auth_error or "Sign in to see the schema: send Authorization: Bearer <token>"
             return HttpError(
